@@ -1,0 +1,20 @@
+"""rnnkit: recurrent neural networks on NumPy with exact, hand-derived BPTT.
+
+Layers with PyTorch's names and numbers (:class:`RNN`, :class:`LSTM`,
+:class:`GRU`), a model (:class:`SequenceModel`), optimizers
+(:mod:`rnnkit.optim`), a trainer (:class:`Trainer`), text data
+(:mod:`rnnkit.data`), safe model files (:mod:`rnnkit.io`) and a command
+line (``rnnkit --help``).
+"""
+
+from .layers import Dropout, Embedding, Linear, OneHot
+from .models import SequenceModel
+from .recurrent import GRU, LSTM, RNN
+from .training import Trainer, TrainerConfig, TrainingError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU", "LSTM", "RNN", "Dropout", "Embedding", "Linear", "OneHot", "SequenceModel",
+    "Trainer", "TrainerConfig", "TrainingError", "__version__",
+]

@@ -1,0 +1,204 @@
+"""LSTM: the unroll over time and its exact backward pass, side by side.
+
+Equations (PyTorch's ``torch.nn.LSTM``, gate order i, f, g, o)::
+
+    i_t = sigma(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
+    f_t = sigma(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
+    g_t = tanh (W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+    o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
+    c_t = f_t * c_{t-1} + i_t * g_t
+    h_t = o_t * tanh(c_t)
+
+sigma is the logistic sigmoid and ``*`` the elementwise product. Shapes: T
+steps, B batch, H hidden units; the projected input ``gx = x W_ih^T + b_ih +
+b_hh`` of shape (T, B, 4H) is computed by the caller in one GEMM.
+
+References
+----------
+Hochreiter & Schmidhuber (1997), Long short-term memory; Gers, Schmidhuber &
+Cummins (2000), Learning to forget (the forget gate). Checked against
+``torch.nn.LSTM`` (pytorch/pytorch, torch/nn/modules/rnn.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+GATES = 4
+
+
+class LSTMCache(NamedTuple):
+    """What the forward pass keeps for backward (and for the analysis tools).
+
+    Attributes
+    ----------
+    gates : ndarray (T, B, 4H)
+        Post-activation gates ``[i | f | g | o]``.
+    h : ndarray (T+1, B, H)
+        Hidden states; ``h[0]`` is the initial state, ``h[1:]`` the output.
+    c : ndarray (T+1, B, H)
+        Cell states; ``c[0]`` is the initial cell state.
+    tanh_c : ndarray (T, B, H)
+        ``tanh(c[1:])``.
+    mask : ndarray (T, B, 1) of bool or None
+        True where the step is valid (variable-length batches).
+    """
+
+    gates: np.ndarray
+    h: np.ndarray
+    c: np.ndarray
+    tanh_c: np.ndarray
+    mask: np.ndarray | None
+
+    @property
+    def i(self):
+        return self.gates[..., : self.h.shape[-1]]
+
+    @property
+    def f(self):
+        H = self.h.shape[-1]
+        return self.gates[..., H: 2 * H]
+
+    @property
+    def g(self):
+        H = self.h.shape[-1]
+        return self.gates[..., 2 * H: 3 * H]
+
+    @property
+    def o(self):
+        return self.gates[..., 3 * self.h.shape[-1]:]
+
+
+def sigmoid_(a):
+    """In-place sigmoid ``a <- 1 / (1 + exp(-a))``; exp's overflow to inf is exact here."""
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    a += 1.0
+    np.reciprocal(a, out=a)
+
+
+def lstm_forward(gx, h0, c0, w_hh, mask=None):
+    """Run the LSTM over T steps.
+
+    Parameters
+    ----------
+    gx : ndarray (T, B, 4H)
+        Projected input ``x W_ih^T + b_ih + b_hh``. Overwritten in place with
+        the gate activations (it becomes ``cache.gates``).
+    h0, c0 : ndarray (B, H)
+        Initial states.
+    w_hh : ndarray (4H, H)
+        Recurrent weights, gate blocks ``(W_hi|W_hf|W_hg|W_ho)``.
+    mask : ndarray (T, B, 1) of bool, optional
+        False at padded steps: there the state is carried unchanged.
+
+    Returns
+    -------
+    LSTMCache
+    """
+    T, B, G = gx.shape
+    H = G // GATES
+    dtype = gx.dtype
+    h = np.empty((T + 1, B, H), dtype)
+    c = np.empty((T + 1, B, H), dtype)
+    tanh_c = np.empty((T, B, H), dtype)
+    h[0] = h0
+    c[0] = c0
+    w_hh_T = w_hh.T  # (H, 4H), a view: BLAS reads it transposed
+    gh = np.empty((B, G), dtype)
+    ig = np.empty((B, H), dtype)
+    with np.errstate(over="ignore"):
+        for t in range(T):
+            a = gx[t]  # (B, 4H) pre-activations, turned into activations in place
+            np.matmul(h[t], w_hh_T, out=gh)
+            a += gh
+            g = a[:, 2 * H: 3 * H]
+            g *= 2.0  # tanh(z) = 2 sigmoid(2z) - 1: one sigmoid pass over all 4H columns
+            sigmoid_(a)
+            g *= 2.0
+            g -= 1.0
+            np.multiply(a[:, H: 2 * H], c[t], out=c[t + 1])  # f * c_prev
+            np.multiply(a[:, :H], g, out=ig)  # i * g
+            c[t + 1] += ig
+            np.tanh(c[t + 1], out=tanh_c[t])
+            np.multiply(a[:, 3 * H:], tanh_c[t], out=h[t + 1])
+            if mask is not None:  # padded steps keep the previous state
+                np.copyto(h[t + 1], h[t], where=~mask[t])
+                np.copyto(c[t + 1], c[t], where=~mask[t])
+    return LSTMCache(gx, h, c, tanh_c, mask)
+
+
+def lstm_backward(d_output, dh_n, dc_n, cache, w_hh):
+    """Backpropagate through the LSTM unroll.
+
+    ``d_output[t]`` is the gradient of the loss at step ``t`` with respect to
+    ``h_t`` (from the layer above); ``dh``/``dc`` carried between steps are
+    separate, and the gradient into ``h_t`` is their sum. Per step::
+
+        dh     = d_output[t] + dh_next
+        do     = dh * tanh(c_t)
+        dc     = dc_next + dh * o * (1 - tanh(c_t)^2)
+        di     = dc * g;   df = dc * c_{t-1};   dg = dc * i
+        dgates = [di * i(1-i), df * f(1-f), dg * (1-g^2), do * o(1-o)]
+        dc_prev = dc * f;  dh_prev = dgates @ W_hh
+
+    At padded steps (mask False) the carried gradients pass through
+    unchanged and ``dgates`` is zero.
+
+    Parameters
+    ----------
+    d_output : ndarray (T, B, H) or None
+    dh_n, dc_n : ndarray (B, H) or None
+        Gradients entering through the final states.
+    cache : LSTMCache
+    w_hh : ndarray (4H, H)
+
+    Returns
+    -------
+    dgates : ndarray (T, B, 4H)
+        Gradient of the pre-activations; the caller turns it into ``dW_ih``,
+        ``dW_hh``, the bias gradients and ``dx`` with one GEMM each.
+    dh0, dc0 : ndarray (B, H)
+    """
+    gates, _h, c, tanh_c, mask = cache
+    T, B, G = gates.shape
+    H = G // GATES
+    dtype = gates.dtype
+    # derivative factors of all gates for all steps, from the stored activations
+    dgates = np.subtract(1.0, gates)  # (T, B, 4H)
+    dgates *= gates  # s (1 - s)
+    g = gates[..., 2 * H: 3 * H]
+    np.square(g, out=dgates[..., 2 * H: 3 * H])
+    np.subtract(1.0, dgates[..., 2 * H: 3 * H], out=dgates[..., 2 * H: 3 * H])  # 1 - g^2
+    otc = np.square(tanh_c)  # (T, B, H)
+    np.subtract(1.0, otc, out=otc)
+    otc *= gates[..., 3 * H:]  # o (1 - tanh(c)^2)
+    dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
+    dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
+    tmp = np.empty((B, H), dtype)
+    dpre = np.empty((B, G), dtype)
+    for t in range(T - 1, -1, -1):
+        if d_output is not None:
+            dh += d_output[t]  # the caller zeroes d_output at padded steps
+        a = gates[t]
+        if mask is not None:
+            m = mask[t]
+            dh_keep = np.where(m, 0.0, dh)  # what passes a padded step untouched
+            dc_keep = np.where(m, 0.0, dc)
+            dh *= m
+            dc *= m
+        np.multiply(dh, otc[t], out=tmp)
+        dc += tmp
+        np.multiply(dc, a[:, 2 * H: 3 * H], out=dpre[:, :H])  # di
+        np.multiply(dc, c[t], out=dpre[:, H: 2 * H])  # df
+        np.multiply(dc, a[:, :H], out=dpre[:, 2 * H: 3 * H])  # dg
+        np.multiply(dh, tanh_c[t], out=dpre[:, 3 * H:])  # do
+        dgates[t] *= dpre  # one multiply applies all four gate derivatives
+        dc *= a[:, H: 2 * H]  # dc_prev
+        np.matmul(dgates[t], w_hh, out=dh)  # dh_prev
+        if mask is not None:
+            dh += dh_keep
+            dc += dc_keep
+    return dgates, dh, dc

@@ -1,0 +1,214 @@
+"""The character-level language model job: train on a text, report, save, sample.
+
+This is what ``rnnkit train`` and ``rnnkit sample`` run; it is also the
+Python recipe::
+
+    from rnnkit.charlm import CharLMSettings, train_char_model, sample_text
+    result = train_char_model(text, CharLMSettings(hidden_size=128), out_dir="runs/x")
+    print(sample_text(result.model, result.vocab, prime="The ", length=200, seed=0))
+
+Losses are in nats per character (natural log), shown beside bits per
+character and the two baselines of the same validation text: uniform
+(``ln V``) and unigram (character frequencies of the training text).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.text import (
+    TextStream,
+    Vocabulary,
+    nats_to_bits,
+    train_val_split,
+    uniform_baseline,
+    unigram_baseline,
+)
+from .io import load_model, save_model
+from .models import SequenceModel
+from .training import Trainer, TrainerConfig
+
+__all__ = [
+    "CharLMResult",
+    "CharLMSettings",
+    "load_char_model",
+    "sample_text",
+    "train_char_model",
+]
+
+TASK = "charlm"
+
+
+@dataclass
+class CharLMSettings:
+    """Model and data settings of a character-level language model."""
+
+    cell: str = "lstm"  # lstm, gru or rnn
+    hidden_size: int = 256  # units per recurrent layer
+    num_layers: int = 1  # stacked recurrent layers
+    nonlinearity: str = "tanh"  # for cell='rnn': tanh, relu or sigmoid
+    embedding_dim: int | None = 64  # character embedding size; None: one-hot input
+    dropout: float = 0.0  # between recurrent layers, training only
+    seq_len: int = 64  # characters per truncated-BPTT chunk
+    batch_size: int = 32  # parallel streams
+    val_fraction: float = 0.1  # the last part of the text, held out
+    seed: int = 0  # initialization, dropout and data order
+
+
+@dataclass
+class CharLMResult:
+    """What :func:`train_char_model` returns."""
+
+    model: SequenceModel
+    vocab: Vocabulary
+    history: dict
+    val_loss: float  # nats per character on the whole validation text
+    baselines: dict  # {'uniform': ln V, 'unigram': ...} in nats per character
+    out_dir: str | None
+
+
+def build_model(vocab_size, settings, dtype=np.float32):
+    """The :class:`SequenceModel` for ``settings`` (embedding or one-hot -> RNN -> Linear)."""
+    s = settings
+    return SequenceModel(
+        vocab_size, s.hidden_size, vocab_size, cell=s.cell, num_layers=s.num_layers,
+        nonlinearity=s.nonlinearity,
+        encoder="one_hot" if s.embedding_dim is None else "embedding",
+        embedding_dim=s.embedding_dim, dropout=s.dropout, dtype=dtype, rng=s.seed)
+
+
+def prepare(text, settings):
+    """Vocabulary, train/validation streams and baselines for ``text``.
+
+    Raises
+    ------
+    ValueError
+        If the text is too short for the batch size and sequence length.
+    """
+    vocab = Vocabulary.from_text(text)
+    ids = vocab.encode(text)
+    train_ids, val_ids = train_val_split(ids, settings.val_fraction)
+    need = settings.batch_size * (settings.seq_len + 1)
+    if train_ids.size < need:
+        raise ValueError(
+            f"the training text has {train_ids.size} characters after the validation split; "
+            f"batch_size={settings.batch_size} x (seq_len={settings.seq_len} + 1) needs at "
+            f"least {need}: use a longer text or smaller --batch-size/--seq-len")
+    train = TextStream(train_ids, settings.batch_size, settings.seq_len)
+    val_batch = max(1, min(settings.batch_size, val_ids.size // (settings.seq_len + 1)))
+    val = TextStream(val_ids, val_batch, settings.seq_len)
+    baselines = {"uniform": uniform_baseline(len(vocab)),
+                 "unigram": unigram_baseline(train_ids, val_ids, len(vocab))}
+    return vocab, train, val, baselines
+
+
+def train_char_model(text, settings=None, trainer_config=None, *, out_dir=None, log=print,
+                     source=None):
+    """Train a character-level model on ``text``; save it to ``out_dir`` if given.
+
+    Parameters
+    ----------
+    text : str
+    settings : CharLMSettings, optional
+    trainer_config : TrainerConfig, optional
+        ``stateful`` is forced on (the streams are contiguous text).
+    out_dir : str, optional
+        Folder for ``model.safetensors``, ``config.json`` and the checkpoint.
+    log : callable(str)
+        Receives the report lines.
+    source : str, optional
+        Name of the text, stored with the model.
+
+    Returns
+    -------
+    CharLMResult
+    """
+    settings = settings or CharLMSettings()
+    tc = trainer_config or TrainerConfig()
+    tc = dataclasses.replace(tc, stateful=True, shuffle=False,
+                             checkpoint_dir=out_dir if out_dir else tc.checkpoint_dir)
+    vocab, train, val, baselines = prepare(text, settings)
+    model = build_model(len(vocab), settings)
+    log(f"text: {source or 'given text'}: {len(text):,} characters, vocabulary {len(vocab)}; "
+        f"train {train.num_tokens:,} / validation {val.num_tokens:,} predicted characters")
+    log(f"model: {model.rnn!r}, {model.num_parameters():,} parameters; "
+        f"{tc.optimizer} lr={tc.lr}, {len(train)} batches of {settings.batch_size}x"
+        f"{settings.seq_len} per epoch")
+    log(f"baselines on the validation text: uniform {_fmt(baselines['uniform'])}, "
+        f"unigram {_fmt(baselines['unigram'])}")
+    metadata = _metadata(vocab, settings, source)
+    trainer = Trainer(model, tc, train, val, log=log, metadata=metadata)
+    history = trainer.fit()
+    val_loss = trainer.evaluate(val)
+    log(f"validation loss {_fmt(val_loss)} "
+        f"(uniform {baselines['uniform']:.3f}, unigram {baselines['unigram']:.3f} nats/char)")
+    metadata["results"] = {"val_loss_nats": val_loss, "baselines_nats": baselines,
+                           "steps": trainer.pos.step}
+    if out_dir:
+        save_model(out_dir, model, metadata=metadata)
+    return CharLMResult(model, vocab, history, val_loss, baselines, out_dir)
+
+
+def _fmt(nats):
+    return f"{nats:.3f} nats/char ({nats_to_bits(nats):.3f} bits/char)"
+
+
+def _metadata(vocab, settings, source):
+    return {"task": TASK, "vocabulary": vocab.to_json(), "source": source,
+            "settings": dataclasses.asdict(settings)}
+
+
+def load_char_model(directory):
+    """Load a model saved by :func:`train_char_model`; returns ``(model, vocab, metadata)``.
+
+    Raises
+    ------
+    rnnkit.io.ModelFileError
+        If the folder does not hold a character-level model.
+    """
+    from .io import ModelFileError
+
+    model, metadata = load_model(directory)
+    if metadata.get("task") != TASK or "vocabulary" not in metadata:
+        raise ModelFileError(f"{directory}: not a character-level language model "
+                             f"(task {metadata.get('task')!r})")
+    try:
+        vocab = Vocabulary.from_json(metadata["vocabulary"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{directory}: invalid vocabulary ({exc})") from None
+    if len(vocab) != model.input_size:
+        raise ModelFileError(f"{directory}: the vocabulary has {len(vocab)} characters but the "
+                             f"model expects {model.input_size}")
+    return model, vocab, metadata
+
+
+def sample_text(model, vocab, prime="", length=200, temperature=1.0, seed=None):
+    """Generate ``length`` characters after ``prime``.
+
+    Parameters
+    ----------
+    model : SequenceModel
+    vocab : Vocabulary
+    prime : str
+        Priming text; every character must be in the vocabulary. Empty: starts
+        from the most common first character in the vocabulary order ("\\n" if
+        present, else the first character).
+    length : int
+    temperature : float
+        > 0; lower is more conservative, 0 is greedy.
+    seed : int, optional
+
+    Returns
+    -------
+    str : ``prime`` followed by the generated characters.
+    """
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    start = prime if prime else ("\n" if "\n" in vocab.chars else vocab.chars[0])
+    ids = vocab.encode(start)
+    out = model.generate(ids, length, temperature=temperature, rng=seed)
+    return prime + vocab.decode(out)

@@ -1,0 +1,279 @@
+"""Model and checkpoint files: safetensors weights plus JSON, written atomically; no pickle.
+
+A saved model is a folder::
+
+    MODEL_DIR/
+      model.safetensors   the parameters, keyed like SequenceModel.params
+                          (``rnn.weight_ih_l0`` ...: PyTorch's names under a prefix)
+      config.json         format version, model architecture, task metadata
+                          (e.g. the vocabulary) and the weights' SHA-256
+
+A checkpoint is one ``.safetensors`` file whose header metadata holds the
+JSON (trainer position, optimizer hyperparameters, RNG states) and whose
+tensors hold the parameters and the optimizer's buffers, so that it is
+written with a single atomic rename.
+
+Loading parses JSON and the safetensors format only: nothing from a file is
+ever executed or unpickled. Every problem with a file is a
+:class:`ModelFileError` (a ``ValueError``) naming the file and the problem.
+
+References
+----------
+safetensors format: https://github.com/huggingface/safetensors
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "atomic_write_bytes",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+    "save_model",
+]
+
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+_FORMAT = "rnnkit-model"
+_CKPT_FORMAT = "rnnkit-checkpoint"
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file that cannot be loaded; the message names file and problem."""
+
+
+def _safetensors_numpy():
+    try:
+        import safetensors.numpy as st
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("saving and loading models needs the safetensors package: "
+                          "pip install 'rnnkit[cli]' (or pip install safetensors)") from None
+    return st
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never a mix.
+
+    The bytes go to a temporary file in the same folder, which is flushed and
+    fsynced, then renamed over ``path`` (``os.replace`` is atomic on POSIX and
+    Windows); the folder is fsynced so the rename itself is durable.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _read_safetensors(path, what):
+    """Return (arrays, metadata) from a safetensors file, or raise ModelFileError."""
+    st = _safetensors_numpy()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if len(data) < 8:
+        raise ModelFileError(f"{path}: not a safetensors file (truncated: {len(data)} bytes)")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > len(data) - 8:
+        raise ModelFileError(f"{path}: truncated or corrupted safetensors file (header says "
+                             f"{header_len} bytes, file has {len(data) - 8})")
+    try:
+        header = json.loads(data[8:8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"{path}: corrupted safetensors header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: corrupted safetensors header (not a JSON object)")
+    metadata = header.get("__metadata__") or {}
+    from safetensors import SafetensorError
+
+    try:
+        arrays = st.load(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: corrupted safetensors file ({exc})") from None
+    return arrays, metadata
+
+
+# ---------------------------------------------------------------------- models
+def save_model(directory, model, *, metadata=None):
+    """Save ``model`` (a :class:`~rnnkit.SequenceModel`) to a folder.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        Created if missing; existing files of the same names are replaced atomically.
+    model : SequenceModel
+    metadata : dict, optional
+        JSON-able task information stored beside the architecture (e.g.
+        ``{"task": "charlm", "vocabulary": [...]}``).
+
+    Returns
+    -------
+    str : the folder's path.
+    """
+    st = _safetensors_numpy()
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    tensors = {k: np.ascontiguousarray(v) for k, v in model.params.items()}
+    blob = st.save(tensors, metadata={"format": _FORMAT,
+                                      "format_version": str(FORMAT_VERSION)})
+    config = {
+        "format": _FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model.config(),
+        "weights": WEIGHTS_NAME,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "metadata": metadata or {},
+    }
+    text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(os.path.join(directory, WEIGHTS_NAME), blob)
+    atomic_write_bytes(os.path.join(directory, CONFIG_NAME), text.encode("utf-8"))
+    return directory
+
+
+def read_config(directory):
+    """Read and check ``config.json`` of a model folder; returns the dict."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ModelFileError(f"{directory}: not a model folder (expected a folder with "
+                             f"{CONFIG_NAME} and {WEIGHTS_NAME})")
+    path = os.path.join(directory, CONFIG_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model config not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != _FORMAT:
+        raise ModelFileError(f"{path}: not an rnnkit model config (format field missing)")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: unsupported format_version {version!r} "
+                             f"(this rnnkit reads version {FORMAT_VERSION})")
+    if not isinstance(config.get("model"), dict):
+        raise ModelFileError(f"{path}: the 'model' section is missing or not an object")
+    return config
+
+
+def load_model(directory):
+    """Load a model saved by :func:`save_model`.
+
+    Returns
+    -------
+    model : SequenceModel
+        In evaluation mode.
+    metadata : dict
+        What was passed as ``metadata`` when saving.
+
+    Raises
+    ------
+    ModelFileError
+        A missing folder or file, an unknown format version, a truncated or
+        corrupted file, weights that do not match the config (missing, extra
+        or mis-shaped tensors, wrong dtype, a changed checksum).
+    """
+    from .models import SequenceModel
+
+    config = read_config(directory)
+    wpath = os.path.join(os.fspath(directory), WEIGHTS_NAME)
+    arrays, _ = _read_safetensors(wpath, "model weights")
+    try:
+        with open(wpath, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except OSError:  # pragma: no cover - read just above
+        digest = None
+    if config.get("weights_sha256") not in (None, digest):
+        raise ModelFileError(f"{wpath}: weights do not match {CONFIG_NAME} (checksum differs: "
+                             "the files come from different saves)")
+    try:
+        model = SequenceModel.from_config(config["model"], rng=0)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{os.path.join(directory, CONFIG_NAME)}: invalid model "
+                             f"config ({exc})") from None
+    _check_arrays(arrays, model.params, wpath)
+    for k, v in arrays.items():
+        model.params[k][...] = v
+    model.eval()
+    metadata = config.get("metadata") or {}
+    return model, metadata
+
+
+def _check_arrays(arrays, expected, path):
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing:
+        raise ModelFileError(f"{path}: missing tensor(s) {', '.join(missing)}")
+    if extra:
+        raise ModelFileError(f"{path}: unexpected tensor(s) {', '.join(extra)}")
+    for k, want in expected.items():
+        got = arrays[k]
+        if got.shape != want.shape:
+            raise ModelFileError(f"{path}: tensor {k} has shape {got.shape}, "
+                                 f"the config needs {want.shape}")
+        if got.dtype != want.dtype:
+            raise ModelFileError(f"{path}: tensor {k} has dtype {got.dtype}, "
+                                 f"the config needs {want.dtype}")
+        if not np.isfinite(got).all():
+            raise ModelFileError(f"{path}: tensor {k} contains NaN or infinite values")
+
+
+# ----------------------------------------------------------------- checkpoints
+def save_checkpoint(path, arrays, state):
+    """Write a checkpoint: ``arrays`` (name -> ndarray) and a JSON-able ``state`` dict, atomically."""
+    st = _safetensors_numpy()
+    meta = {"format": _CKPT_FORMAT, "format_version": str(FORMAT_VERSION),
+            "state": json.dumps(state)}
+    blob = st.save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=meta)
+    atomic_write_bytes(path, blob)
+    return os.fspath(path)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(arrays, state)``."""
+    path = os.fspath(path)
+    arrays, meta = _read_safetensors(path, "checkpoint")
+    if meta.get("format") != _CKPT_FORMAT:
+        raise ModelFileError(f"{path}: not an rnnkit checkpoint")
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise ModelFileError(f"{path}: unsupported checkpoint format_version "
+                             f"{meta.get('format_version')!r} (this rnnkit reads {FORMAT_VERSION})")
+    try:
+        state = json.loads(meta["state"])
+    except (KeyError, json.JSONDecodeError):
+        raise ModelFileError(f"{path}: checkpoint state is missing or not JSON") from None
+    return arrays, state
