@@ -10,11 +10,25 @@ line (``rnnkit --help``).
 from .layers import Dropout, Embedding, Linear, OneHot
 from .models import SequenceModel
 from .recurrent import GRU, LSTM, RNN
+from .recurrent_cells import GRUCell, LSTMCell, RNNCell
 from .training import Trainer, TrainerConfig, TrainingError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "Dropout", "Embedding", "Linear", "OneHot", "SequenceModel",
-    "Trainer", "TrainerConfig", "TrainingError", "__version__",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Dropout",
+    "Embedding",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "OneHot",
+    "RNNCell",
+    "SequenceModel",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingError",
+    "__version__",
 ]

@@ -119,7 +119,7 @@ def build_parser():
     g.add_argument("--clip", type=_positive_float, default=5.0,
                    help="clip the global gradient norm to this value")
     g.add_argument("--steps", type=_positive_int, default=None,
-                   help="optimizer steps (default: 1500 on the built-in corpus, else --epochs)")
+                   help="optimizer steps (default: 1000 on the built-in corpus, else --epochs)")
     g.add_argument("--epochs", type=_positive_int, default=1,
                    help="passes over the text when --steps is not given")
     g.add_argument("--val-fraction", type=float, default=0.1,
@@ -165,7 +165,7 @@ def _cmd_train(args):
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.text_file is None:
         text, source = builtin_corpus(), BUILTIN_CORPUS_NAME
-        steps = args.steps or 1500
+        steps = args.steps or 1000
     else:
         text, source = read_text(args.text_file), args.text_file
         steps = args.steps
@@ -175,7 +175,8 @@ def _cmd_train(args):
         embedding_dim=args.embedding_dim or None, dropout=args.dropout, seq_len=args.seq_len,
         batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed)
     config = TrainerConfig(
-        optimizer=args.optimizer, lr=args.lr, clip_grad_norm=args.clip, epochs=args.epochs,
+        optimizer=args.optimizer, lr=args.lr, clip_grad_norm=args.clip,
+        epochs=None if steps else args.epochs,
         max_steps=steps, lr_schedule=args.schedule, min_lr=args.lr / 10,
         warmup_steps=0, eval_every=args.eval_every, max_eval_batches=None,
         seed=args.seed, progress=not args.no_progress)

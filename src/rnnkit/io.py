@@ -277,3 +277,123 @@ def load_checkpoint(path):
     except (KeyError, json.JSONDecodeError):
         raise ModelFileError(f"{path}: checkpoint state is missing or not JSON") from None
     return arrays, state
+
+
+# ------------------------------------------------------------ PyTorch and Keras
+def save_state_dict(path, state_dict):
+    """Write a PyTorch-style state dict (name -> array) to a ``.safetensors`` file, atomically.
+
+    ``torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))``
+    accepts the file written from ``rnnkit.LSTM(...).state_dict()`` with the
+    same options: the keys are PyTorch's and no array is transposed.
+    """
+    st = _safetensors_numpy()
+    blob = st.save({k: np.ascontiguousarray(v) for k, v in state_dict.items()})
+    atomic_write_bytes(path, blob)
+    return os.fspath(path)
+
+
+def load_state_dict(path):
+    """Read a ``.safetensors`` state dict (e.g. written by ``safetensors.torch.save_file``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Pass it to a layer's ``load_state_dict``.
+
+    Raises
+    ------
+    ModelFileError
+        A missing, truncated or corrupted file.
+    """
+    arrays, _ = _read_safetensors(os.fspath(path), "state dict file")
+    return arrays
+
+
+_KERAS_GATE_ORDER = {"SimpleRNN": None, "LSTM": None, "GRU": (1, 0, 2)}  # GRU: z,r,h -> r,z,n
+
+
+def from_keras_weights(kind, weights, *, reset_after=True, layer=0, reverse=False):
+    """Map the weight arrays of a Keras recurrent layer to PyTorch/rnnkit names.
+
+    Parameters
+    ----------
+    kind : {'SimpleRNN', 'LSTM', 'GRU'}
+    weights : list of ndarray
+        ``keras_layer.get_weights()``: ``[kernel (D, G*H), recurrent_kernel (H, G*H),
+        bias]`` with ``bias`` of shape (G*H,), or (2, 3H) for ``GRU(reset_after=True)``.
+    reset_after : bool, default=True
+        Keras's GRU option (its default since Keras 2.3).
+    layer : int, default=0
+        The layer index ``k`` used in the key names (``weight_ih_l{k}``).
+    reverse : bool, default=False
+        Use the ``_reverse`` key suffix (the backward half of a Bidirectional).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``;
+        Keras has one bias per gate block, which becomes ``bias_ih`` with a zero ``bias_hh``.
+
+    Raises
+    ------
+    ValueError
+        For ``GRU(reset_after=False)``: Keras then computes
+        ``n = tanh(W x + U (r * h))`` (the reset gate before the recurrent
+        product, Cho et al. 2014), which PyTorch's GRU (and rnnkit's) cannot
+        express with any weights. Also for arrays of the wrong number or shape.
+
+    Notes
+    -----
+    Keras stores kernels as (input, units) and PyTorch as (units, input), so
+    kernels are transposed. Keras orders LSTM gates i, f, c, o (PyTorch's
+    i, f, g, o) and GRU gates z, r, h (PyTorch's r, z, n). The activations
+    must be Keras's defaults (tanh, with sigmoid as recurrent activation).
+    """
+    gates = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+    if kind not in gates:
+        raise ValueError(f"kind must be 'SimpleRNN', 'LSTM' or 'GRU', got {kind!r}")
+    if kind == "GRU" and not reset_after:
+        raise ValueError(
+            "Keras GRU(reset_after=False) applies the reset gate to h before the recurrent "
+            "matrix product (n = tanh(W x + U (r * h))); PyTorch's and rnnkit's GRU compute "
+            "n = tanh(W x + b + r * (U h + b_hn)), so no weights reproduce it. "
+            "Retrain the Keras model with reset_after=True (the Keras default)")
+    weights = [np.asarray(w) for w in weights]
+    if len(weights) not in (2, 3):
+        raise ValueError(f"expected [kernel, recurrent_kernel, bias] (or without bias), "
+                         f"got {len(weights)} arrays")
+    kernel, rec = weights[0], weights[1]
+    if kernel.ndim != 2 or rec.ndim != 2 or kernel.shape[1] % gates[kind]:
+        raise ValueError(f"{kind}: kernel must be (input, {gates[kind]}*units) and "
+                         f"recurrent_kernel (units, {gates[kind]}*units); got {kernel.shape} "
+                         f"and {rec.shape}")
+    G = gates[kind]
+    H = kernel.shape[1] // G
+    if rec.shape != (H, G * H):
+        raise ValueError(f"{kind}: recurrent_kernel must have shape {(H, G * H)}, "
+                         f"got {rec.shape}")
+    order = _KERAS_GATE_ORDER[kind]
+
+    def reorder(a):  # permute gate blocks along the first axis
+        if order is None:
+            return np.ascontiguousarray(a)
+        blocks = np.split(a, G, axis=0)
+        return np.ascontiguousarray(np.concatenate([blocks[i] for i in order], axis=0))
+
+    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+    out = {f"weight_ih{sfx}": reorder(kernel.T), f"weight_hh{sfx}": reorder(rec.T)}
+    if len(weights) == 3:
+        bias = weights[2]
+        if kind == "GRU":
+            if bias.shape != (2, G * H):
+                raise ValueError(f"GRU(reset_after=True): bias must have shape {(2, G * H)} "
+                                 f"(input and recurrent biases), got {bias.shape}")
+            out[f"bias_ih{sfx}"] = reorder(bias[0])
+            out[f"bias_hh{sfx}"] = reorder(bias[1])
+        else:
+            if bias.shape != (G * H,):
+                raise ValueError(f"{kind}: bias must have shape {(G * H,)}, got {bias.shape}")
+            out[f"bias_ih{sfx}"] = reorder(bias)
+            out[f"bias_hh{sfx}"] = np.zeros_like(out[f"bias_ih{sfx}"])
+    return out

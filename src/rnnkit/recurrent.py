@@ -103,6 +103,9 @@ class RNNBase:
         If True, K = 2 and each layer also reads the sequence backwards.
     nonlinearity : {'tanh', 'relu', 'sigmoid'}, default='tanh'
         RNN only; 'sigmoid' is an rnnkit extension.
+    proj_size : int, default=0
+        LSTM only: if > 0, the hidden state is projected to this size
+        (``h_t = W_hr (o_t * tanh(c_t))``, Sak et al. 2014); must be < hidden_size.
     dtype : {np.float32, np.float64}, default=np.float32
         The dtype of parameters, inputs, outputs and gradients.
     rng : int, numpy.random.Generator or None
@@ -111,7 +114,7 @@ class RNNBase:
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False,
-                 nonlinearity="tanh", *, dtype=np.float32, rng=None):
+                 nonlinearity="tanh", proj_size=0, *, dtype=np.float32, rng=None):
         name = type(self).__name__
         self.mode = check_choice(mode, "mode", tuple(_GATES))
         self.input_size = check_int(input_size, "input_size", minimum=1)
@@ -124,6 +127,12 @@ class RNNBase:
         self.nonlinearity = check_choice(nonlinearity, "nonlinearity", NONLINEARITIES)
         if mode != "RNN" and nonlinearity != "tanh":
             raise ValueError(f"{name}: nonlinearity is an RNN option, got {nonlinearity!r}")
+        self.proj_size = check_int(proj_size, "proj_size", minimum=0)
+        if self.proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size="
+                             f"{self.proj_size} and hidden_size={self.hidden_size}")
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero "
@@ -135,19 +144,27 @@ class RNNBase:
         self.num_directions = 2 if self.bidirectional else 1
         self.params = {}
         H, G, K = self.hidden_size, _GATES[mode], self.num_directions
+        R = self.output_hidden_size
         bound = 1.0 / np.sqrt(H)  # PyTorch's default: U(-1/sqrt(H), 1/sqrt(H))
         for layer in range(self.num_layers):
-            D = self.input_size if layer == 0 else K * H
+            D = self.input_size if layer == 0 else K * R
             for k in range(K):
                 sfx = f"_l{layer}" + ("_reverse" if k else "")
-                shapes = {f"weight_ih{sfx}": (G * H, D), f"weight_hh{sfx}": (G * H, H)}
+                shapes = {f"weight_ih{sfx}": (G * H, D), f"weight_hh{sfx}": (G * H, R)}
                 if self.bias:
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
+                if self.proj_size:
+                    shapes[f"weight_hr{sfx}"] = (self.proj_size, H)
                 for key, shape in shapes.items():
                     self.params[key] = self.rng.uniform(-bound, bound, shape).astype(self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._cache = None
+
+    @property
+    def output_hidden_size(self):
+        """Size of ``h`` (and of each direction's output): ``proj_size`` if set, else H."""
+        return self.proj_size or self.hidden_size
 
     # ------------------------------------------------------------------ modes
     def train(self, mode=True):
@@ -171,7 +188,7 @@ class RNNBase:
         if self.mode == "RNN" and self.nonlinearity != "tanh":
             s += f", nonlinearity={self.nonlinearity!r}"
         for opt, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                             ("bidirectional", False)):
+                             ("bidirectional", False), ("proj_size", 0)):
             if getattr(self, opt) != default:
                 s += f", {opt}={getattr(self, opt)}"
         if self.dtype != np.float32:
@@ -228,16 +245,18 @@ class RNNBase:
         p = self.params
         b_ih = p.get(f"bias_ih{sfx}")
         b_hh = p.get(f"bias_hh{sfx}")
-        return sfx, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], b_ih, b_hh
+        w_hr = p.get(f"weight_hr{sfx}")
+        return sfx, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], b_ih, b_hh, w_hr
 
     # -------------------------------------------------------------- checks
     def _check_state(self, hx, B, batched):
         """Return the initial state(s) as (L*K, B, H) arrays (zeros when None)."""
         name = type(self).__name__
-        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        LK = self.num_layers * self.num_directions
+        shapes = ((LK, B, self.output_hidden_size), (LK, B, self.hidden_size))
         n_states = 2 if self.mode == "LSTM" else 1
         if hx is None:
-            return tuple(np.zeros(shape, self.dtype) for _ in range(n_states))
+            return tuple(np.zeros(shapes[i], self.dtype) for i in range(n_states))
         if n_states == 2:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
@@ -245,7 +264,7 @@ class RNNBase:
         else:
             states = (hx,)
         out = []
-        for s, nm in zip(states, ("h_0", "c_0")):
+        for s, nm, shape in zip(states, ("h_0", "c_0"), shapes):
             s = as_float_array(s, nm, self.dtype, ndims=(3,) if batched else (2,), owner=name)
             if not batched:
                 s = s[:, None, :]
@@ -316,9 +335,9 @@ class RNNBase:
             t = np.arange(T)[:, None]
             rev_idx = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
 
-        H, K = self.hidden_size, self.num_directions
-        h_n = np.empty((self.num_layers * K, B, H), self.dtype)
-        c_n = np.empty_like(h_n) if self.mode == "LSTM" else None
+        H, K, R = self.hidden_size, self.num_directions, self.output_hidden_size
+        h_n = np.empty((self.num_layers * K, B, R), self.dtype)
+        c_n = np.empty((self.num_layers * K, B, H), self.dtype) if self.mode == "LSTM" else None
         caches = []
         layer_input = x
         for layer in range(self.num_layers):
@@ -331,7 +350,7 @@ class RNNBase:
             dirs = []
             outs = []
             for k in range(K):
-                _sfx, w_ih, w_hh, b_ih, b_hh = self._weights(layer, k)
+                _, w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, k)
                 x_dir = layer_input
                 if k == 1:
                     x_dir = (layer_input[::-1] if rev_idx is None
@@ -343,7 +362,8 @@ class RNNBase:
                 if self.mode == "LSTM":
                     if self.bias:
                         gx += b_ih + b_hh
-                    cache = lstm_forward(gx, states[0][idx], states[1][idx], w_hh, step_mask)
+                    cache = lstm_forward(gx, states[0][idx], states[1][idx], w_hh, step_mask,
+                                         w_hr)
                     c_n[idx] = cache.c[-1]
                 elif self.mode == "GRU":
                     b_hn = None
@@ -414,7 +434,8 @@ class RNNBase:
         T, B, _D = cache["shape"]
         batched = cache["batched"]
         H, K, L = self.hidden_size, self.num_directions, self.num_layers
-        out_shape = (T, B, K * H)
+        R = self.output_hidden_size
+        out_shape = (T, B, K * R)
         if d_output is not None:
             d_output = as_float_array(d_output, "d_output", self.dtype, ndims=(2, 3),
                                       owner=f"{name}.backward")
@@ -425,8 +446,8 @@ class RNNBase:
             check_shape(d_output, out_shape, "d_output (time-major)", f"{name}.backward")
         dstates = self._check_dstate(d_hx, B, batched)
         step_mask, rev_idx = cache["mask"], cache["rev_idx"]
-        d_h0 = np.zeros((L * K, B, H), self.dtype)
-        d_c0 = np.zeros_like(d_h0) if self.mode == "LSTM" else None
+        d_h0 = np.zeros((L * K, B, R), self.dtype)
+        d_c0 = np.zeros((L * K, B, H), self.dtype) if self.mode == "LSTM" else None
         d_layer = d_output
         for layer in range(L - 1, -1, -1):
             drop, dirs = cache["caches"][layer]
@@ -435,17 +456,20 @@ class RNNBase:
             d_in = None
             for k in range(K):
                 idx = layer * K + k
-                sfx, w_ih, w_hh, _b_ih, _b_hh = self._weights(layer, k)
+                sfx, w_ih, w_hh, _, _, w_hr = self._weights(layer, k)
                 x_dir, c = dirs[k]
                 d_out = None
                 if d_layer is not None:
-                    d_out = d_layer[..., k * H:(k + 1) * H]
+                    d_out = d_layer[..., k * R:(k + 1) * R]
                     if k == 1:
                         d_out = d_out[::-1] if rev_idx is None else d_out[rev_idx, np.arange(B)]
                 dh_n = None if dstates[0] is None else dstates[0][idx]
                 if self.mode == "LSTM":
                     dc_n = None if dstates[1] is None else dstates[1][idx]
-                    dgx, dh0, dc0 = lstm_backward(d_out, dh_n, dc_n, c, w_hh)
+                    res = lstm_backward(d_out, dh_n, dc_n, c, w_hh, w_hr)
+                    dgx, dh0, dc0 = res[:3]
+                    if w_hr is not None:
+                        self.grads[f"weight_hr{sfx}"] += res[3]
                     dgh = dgx
                     d_c0[idx] = dc0
                 elif self.mode == "GRU":
@@ -459,7 +483,7 @@ class RNNBase:
                 dgh2 = dgh.reshape(T * B, G)
                 g = self.grads
                 g[f"weight_ih{sfx}"] += dgx2.T @ x_dir.reshape(T * B, -1)  # (G*H, D)
-                g[f"weight_hh{sfx}"] += dgh2.T @ c.h[:-1].reshape(T * B, H)  # (G*H, H)
+                g[f"weight_hh{sfx}"] += dgh2.T @ c.h[:-1].reshape(T * B, R)  # (G*H, R)
                 if self.bias:
                     g[f"bias_ih{sfx}"] += dgx2.sum(axis=0)
                     g[f"bias_hh{sfx}"] += dgh2.sum(axis=0)
@@ -493,9 +517,10 @@ class RNNBase:
             items = tuple(d_hx)
         else:
             items = (d_hx,)
-        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        LK = self.num_layers * self.num_directions
+        shapes = ((LK, B, self.output_hidden_size), (LK, B, self.hidden_size))
         out = []
-        for s, nm in zip(items, ("dh_n", "dc_n")):
+        for s, nm, shape in zip(items, ("dh_n", "dc_n"), shapes):
             if s is None:
                 out.append(None)
                 continue
@@ -575,7 +600,7 @@ class LSTM(RNNBase):
 
     Parameters
     ----------
-    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size
         As in ``torch.nn.LSTM`` (see :class:`RNNBase`).
     dtype : {np.float32, np.float64}, default=np.float32
     rng : int, numpy.random.Generator or None
@@ -584,7 +609,8 @@ class LSTM(RNNBase):
     ----------
     params : dict of str to ndarray
         ``weight_ih_l{k}`` (4H, D), gate blocks ``(W_ii|W_if|W_ig|W_io)``;
-        ``weight_hh_l{k}`` (4H, H); ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,).
+        ``weight_hh_l{k}`` (4H, H) (or (4H, P) with ``proj_size`` P);
+        ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,); ``weight_hr_l{k}`` (P, H).
     grads : dict of str to ndarray
 
     Notes
@@ -607,9 +633,9 @@ class LSTM(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype=np.float32, rng=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, rng=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype=dtype, rng=rng)
+                         dropout, bidirectional, proj_size=proj_size, dtype=dtype, rng=rng)
 
 
 class GRU(RNNBase):

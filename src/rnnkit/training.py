@@ -54,8 +54,8 @@ class TrainerConfig:
     momentum: float = 0.0  # SGD / RMSprop momentum
     nesterov: bool = False  # SGD Nesterov momentum (needs momentum > 0)
     weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
-    epochs: int = 1  # passes over the training batches
-    max_steps: int | None = None  # stop after this many optimizer steps, if fewer than epochs give
+    epochs: int | None = 1  # passes over the training batches; None: max_steps alone decides
+    max_steps: int | None = None  # stop after this many optimizer steps (or earlier, at epochs)
     clip_grad_norm: float | None = 5.0  # clip the global gradient norm to this; None turns it off
     lr_schedule: str = "constant"  # constant, or cosine: linear warm-up then cosine decay
     warmup_steps: int = 0  # warm-up steps of the cosine schedule
@@ -76,8 +76,10 @@ class TrainerConfig:
         check_choice(self.lr_schedule, "lr_schedule", ("constant", "cosine"))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("set epochs or max_steps (or both); both are None")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1 or None, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
@@ -154,8 +156,11 @@ class Trainer:
 
     @property
     def total_steps(self):
-        n = self.config.epochs * self.steps_per_epoch
-        return n if self.config.max_steps is None else min(n, self.config.max_steps)
+        c = self.config
+        if c.epochs is None:
+            return c.max_steps
+        n = c.epochs * self.steps_per_epoch
+        return n if c.max_steps is None else min(n, c.max_steps)
 
     def lr_at(self, step):
         """Learning rate for optimizer step ``step`` (0-based)."""
@@ -372,7 +377,7 @@ class Trainer:
         line = f"step {self.pos.step}/{self.total_steps}  train loss {train_loss:.4f}"
         if not math.isnan(val):
             line += f"  val loss {val:.4f}"
-        self._emit(line)
+        self._emit(line + f"  ({h['time'][-1]:.0f} s)")
         if c.early_stopping_patience is not None and not math.isnan(val):
             if val < self.pos.best_val - c.min_delta:
                 self.pos.best_val, self.pos.bad_evals = val, 0

@@ -7,7 +7,7 @@ Equations (PyTorch's ``torch.nn.LSTM``, gate order i, f, g, o)::
     g_t = tanh (W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
     o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
     c_t = f_t * c_{t-1} + i_t * g_t
-    h_t = o_t * tanh(c_t)
+    h_t = o_t * tanh(c_t)                 (with proj_size P: h_t = W_hr (o_t * tanh(c_t)))
 
 sigma is the logistic sigmoid and ``*`` the elementwise product. Shapes: T
 steps, B batch, H hidden units; the projected input ``gx = x W_ih^T + b_ih +
@@ -36,7 +36,7 @@ class LSTMCache(NamedTuple):
     ----------
     gates : ndarray (T, B, 4H)
         Post-activation gates ``[i | f | g | o]``.
-    h : ndarray (T+1, B, H)
+    h : ndarray (T+1, B, H), or (T+1, B, P) with a projection
         Hidden states; ``h[0]`` is the initial state, ``h[1:]`` the output.
     c : ndarray (T+1, B, H)
         Cell states; ``c[0]`` is the initial cell state.
@@ -44,6 +44,8 @@ class LSTMCache(NamedTuple):
         ``tanh(c[1:])``.
     mask : ndarray (T, B, 1) of bool or None
         True where the step is valid (variable-length batches).
+    m : ndarray (T, B, H) or None
+        ``o * tanh(c)`` before the projection (only with ``proj_size``).
     """
 
     gates: np.ndarray
@@ -51,24 +53,25 @@ class LSTMCache(NamedTuple):
     c: np.ndarray
     tanh_c: np.ndarray
     mask: np.ndarray | None
+    m: np.ndarray | None = None
 
     @property
     def i(self):
-        return self.gates[..., : self.h.shape[-1]]
+        return self.gates[..., : self.c.shape[-1]]
 
     @property
     def f(self):
-        H = self.h.shape[-1]
+        H = self.c.shape[-1]
         return self.gates[..., H: 2 * H]
 
     @property
     def g(self):
-        H = self.h.shape[-1]
+        H = self.c.shape[-1]
         return self.gates[..., 2 * H: 3 * H]
 
     @property
     def o(self):
-        return self.gates[..., 3 * self.h.shape[-1]:]
+        return self.gates[..., 3 * self.c.shape[-1]:]
 
 
 def sigmoid_(a):
@@ -79,7 +82,7 @@ def sigmoid_(a):
     np.reciprocal(a, out=a)
 
 
-def lstm_forward(gx, h0, c0, w_hh, mask=None):
+def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
     """Run the LSTM over T steps.
 
     Parameters
@@ -87,12 +90,15 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None):
     gx : ndarray (T, B, 4H)
         Projected input ``x W_ih^T + b_ih + b_hh``. Overwritten in place with
         the gate activations (it becomes ``cache.gates``).
-    h0, c0 : ndarray (B, H)
+    h0 : ndarray (B, H), or (B, P) with a projection
+    c0 : ndarray (B, H)
         Initial states.
-    w_hh : ndarray (4H, H)
+    w_hh : ndarray (4H, H) or (4H, P)
         Recurrent weights, gate blocks ``(W_hi|W_hf|W_hg|W_ho)``.
     mask : ndarray (T, B, 1) of bool, optional
         False at padded steps: there the state is carried unchanged.
+    w_hr : ndarray (P, H), optional
+        Projection of the hidden state (``proj_size``, Sak et al. 2014).
 
     Returns
     -------
@@ -101,9 +107,11 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None):
     T, B, G = gx.shape
     H = G // GATES
     dtype = gx.dtype
-    h = np.empty((T + 1, B, H), dtype)
+    P = H if w_hr is None else w_hr.shape[0]
+    h = np.empty((T + 1, B, P), dtype)
     c = np.empty((T + 1, B, H), dtype)
     tanh_c = np.empty((T, B, H), dtype)
+    m = None if w_hr is None else np.empty((T, B, H), dtype)
     h[0] = h0
     c[0] = c0
     w_hh_T = w_hh.T  # (H, 4H), a view: BLAS reads it transposed
@@ -123,14 +131,18 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None):
             np.multiply(a[:, :H], g, out=ig)  # i * g
             c[t + 1] += ig
             np.tanh(c[t + 1], out=tanh_c[t])
-            np.multiply(a[:, 3 * H:], tanh_c[t], out=h[t + 1])
+            if w_hr is None:
+                np.multiply(a[:, 3 * H:], tanh_c[t], out=h[t + 1])
+            else:
+                np.multiply(a[:, 3 * H:], tanh_c[t], out=m[t])
+                np.matmul(m[t], w_hr.T, out=h[t + 1])  # (B, P)
             if mask is not None:  # padded steps keep the previous state
                 np.copyto(h[t + 1], h[t], where=~mask[t])
                 np.copyto(c[t + 1], c[t], where=~mask[t])
-    return LSTMCache(gx, h, c, tanh_c, mask)
+    return LSTMCache(gx, h, c, tanh_c, mask, m)
 
 
-def lstm_backward(d_output, dh_n, dc_n, cache, w_hh):
+def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
     """Backpropagate through the LSTM unroll.
 
     ``d_output[t]`` is the gradient of the loss at step ``t`` with respect to
@@ -143,6 +155,10 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh):
         di     = dc * g;   df = dc * c_{t-1};   dg = dc * i
         dgates = [di * i(1-i), df * f(1-f), dg * (1-g^2), do * o(1-o)]
         dc_prev = dc * f;  dh_prev = dgates @ W_hh
+
+    With a projection ``h = W_hr m``, ``m = o * tanh(c)``: the gradient
+    ``dh`` (B, P) becomes ``dm = dh @ W_hr`` (B, H), which takes the place of
+    ``dh`` above, and ``dW_hr = sum_t dh_t^T m_t`` (one GEMM after the loop).
 
     At padded steps (mask False) the carried gradients pass through
     unchanged and ``dgates`` is zero.
@@ -162,7 +178,7 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh):
         ``dW_hh``, the bias gradients and ``dx`` with one GEMM each.
     dh0, dc0 : ndarray (B, H)
     """
-    gates, _h, c, tanh_c, mask = cache
+    gates, h, c, tanh_c, mask, m = cache
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
@@ -175,30 +191,42 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh):
     otc = np.square(tanh_c)  # (T, B, H)
     np.subtract(1.0, otc, out=otc)
     otc *= gates[..., 3 * H:]  # o (1 - tanh(c)^2)
-    dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
+    P = h.shape[-1]
+    dh = np.zeros((B, P), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
     dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
     tmp = np.empty((B, H), dtype)
     dpre = np.empty((B, G), dtype)
+    if w_hr is not None:
+        dh_all = np.empty((T, B, P), dtype)  # dL/dh_t for dW_hr
+        dm = np.empty((B, H), dtype)
     for t in range(T - 1, -1, -1):
         if d_output is not None:
             dh += d_output[t]  # the caller zeroes d_output at padded steps
         a = gates[t]
         if mask is not None:
-            m = mask[t]
-            dh_keep = np.where(m, 0.0, dh)  # what passes a padded step untouched
-            dc_keep = np.where(m, 0.0, dc)
-            dh *= m
-            dc *= m
-        np.multiply(dh, otc[t], out=tmp)
+            valid = mask[t]
+            dh_keep = np.where(valid, 0.0, dh)  # what passes a padded step untouched
+            dc_keep = np.where(valid, 0.0, dc)
+            dh *= valid
+            dc *= valid
+        if w_hr is None:
+            dmt = dh
+        else:
+            dh_all[t] = dh
+            dmt = np.matmul(dh, w_hr, out=dm)  # (B, H)
+        np.multiply(dmt, otc[t], out=tmp)
         dc += tmp
         np.multiply(dc, a[:, 2 * H: 3 * H], out=dpre[:, :H])  # di
         np.multiply(dc, c[t], out=dpre[:, H: 2 * H])  # df
         np.multiply(dc, a[:, :H], out=dpre[:, 2 * H: 3 * H])  # dg
-        np.multiply(dh, tanh_c[t], out=dpre[:, 3 * H:])  # do
+        np.multiply(dmt, tanh_c[t], out=dpre[:, 3 * H:])  # do
         dgates[t] *= dpre  # one multiply applies all four gate derivatives
         dc *= a[:, H: 2 * H]  # dc_prev
         np.matmul(dgates[t], w_hh, out=dh)  # dh_prev
         if mask is not None:
             dh += dh_keep
             dc += dc_keep
-    return dgates, dh, dc
+    if w_hr is None:
+        return dgates, dh, dc
+    dw_hr = dh_all.reshape(T * B, P).T @ m.reshape(T * B, H)  # (P, H)
+    return dgates, dh, dc, dw_hr
