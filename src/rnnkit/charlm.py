@@ -30,7 +30,7 @@ from .data.text import (
 )
 from .io import load_model, save_model
 from .models import SequenceModel
-from .training import Trainer, TrainerConfig
+from .training import Trainer, TrainerConfig, TrainingError
 
 __all__ = [
     "CharLMResult",
@@ -69,6 +69,8 @@ class CharLMResult:
     val_loss: float  # nats per character on the whole validation text
     baselines: dict  # {'uniform': ln V, 'unigram': ...} in nats per character
     out_dir: str | None
+    interrupted: bool = False  # stopped by a request (signal) before the planned steps
+    steps: int = 0  # optimizer steps done in all
 
 
 def build_model(vocab_size, settings, dtype=np.float32):
@@ -107,7 +109,7 @@ def prepare(text, settings):
 
 
 def train_char_model(text, settings=None, trainer_config=None, *, out_dir=None, log=print,
-                     source=None):
+                     source=None, trainer_hook=None):
     """Train a character-level model on ``text``; save it to ``out_dir`` if given.
 
     Parameters
@@ -117,20 +119,90 @@ def train_char_model(text, settings=None, trainer_config=None, *, out_dir=None, 
     trainer_config : TrainerConfig, optional
         ``stateful`` is forced on (the streams are contiguous text).
     out_dir : str, optional
-        Folder for ``model.safetensors``, ``config.json`` and the checkpoint.
+        Folder for ``model.safetensors``, ``config.json`` and ``checkpoint.safetensors``.
     log : callable(str)
         Receives the report lines.
     source : str, optional
-        Name of the text, stored with the model.
+        Where the text came from (a path, or the built-in corpus's name); stored
+        with the model and used by :func:`resume_char_model`.
+    trainer_hook : callable(Trainer), optional
+        Called with the trainer before training starts (the CLI installs its
+        signal handlers there).
 
     Returns
     -------
     CharLMResult
+        ``interrupted`` is True if training was stopped by ``Trainer.request_stop``
+        (the model and the checkpoint are saved all the same).
+
+    Raises
+    ------
+    TrainingError
+        On a non-finite loss or gradient; the last good model is saved first.
     """
     settings = settings or CharLMSettings()
     tc = trainer_config or TrainerConfig()
     tc = dataclasses.replace(tc, stateful=True, shuffle=False,
                              checkpoint_dir=out_dir if out_dir else tc.checkpoint_dir)
+    return _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint=None)
+
+
+def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_hook=None):
+    """Continue a run from ``out_dir/checkpoint.safetensors`` exactly where it stopped.
+
+    The settings, trainer configuration, vocabulary and text source come from
+    the checkpoint; the result is bit for bit what an uninterrupted run gives.
+
+    Parameters
+    ----------
+    out_dir : str
+        The folder of the interrupted run.
+    text : str, optional
+        The training text; by default it is read again from the recorded source.
+    progress : bool, optional
+        Override the recorded progress-bar setting.
+
+    Raises
+    ------
+    ModelFileError
+        No checkpoint, or a damaged one.
+    ValueError
+        The text differs from the one the run started on (another vocabulary).
+    """
+    import os
+
+    from .data.text import BUILTIN_CORPUS_NAME, builtin_corpus, read_text
+    from .io import ModelFileError, load_checkpoint
+    from .training import CHECKPOINT_NAME
+
+    path = os.path.join(os.fspath(out_dir), CHECKPOINT_NAME)
+    _, state = load_checkpoint(path)
+    meta = state.get("metadata") or {}
+    if meta.get("task") != TASK:
+        raise ModelFileError(f"{path}: not a checkpoint of a character-level model")
+    try:
+        settings = CharLMSettings(**meta["settings"])
+        tc = TrainerConfig(**state["trainer_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid settings in the checkpoint ({exc})") from None
+    if progress is not None:
+        tc = dataclasses.replace(tc, progress=progress)
+    source = meta.get("source")
+    if text is None:
+        if source == BUILTIN_CORPUS_NAME:
+            text = builtin_corpus()
+        elif source:
+            text = read_text(source)
+        else:
+            raise ValueError(f"{path}: the checkpoint does not say which text it was trained "
+                             "on; pass the text file")
+    if Vocabulary.from_text(text).to_json() != meta.get("vocabulary"):
+        raise ValueError(f"the text does not match the checkpoint in {out_dir}: its characters "
+                         "differ from the vocabulary the run started with")
+    return _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint=path)
+
+
+def _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint):
     vocab, train, val, baselines = prepare(text, settings)
     model = build_model(len(vocab), settings)
     log(f"text: {source or 'given text'}: {len(text):,} characters, vocabulary {len(vocab)}; "
@@ -142,7 +214,17 @@ def train_char_model(text, settings=None, trainer_config=None, *, out_dir=None, 
         f"unigram {_fmt(baselines['unigram'])}")
     metadata = _metadata(vocab, settings, source)
     trainer = Trainer(model, tc, train, val, log=log, metadata=metadata)
-    history = trainer.fit()
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
+        log(f"resumed from {checkpoint} at step {trainer.pos.step}/{trainer.total_steps}")
+    if trainer_hook is not None:
+        trainer_hook(trainer)
+    try:
+        history = trainer.fit()
+    except TrainingError:
+        if out_dir:  # the parameters are still those of the last good step
+            save_model(out_dir, model, metadata=metadata)
+        raise
     val_loss = trainer.evaluate(val)
     log(f"validation loss {_fmt(val_loss)} "
         f"(uniform {baselines['uniform']:.3f}, unigram {baselines['unigram']:.3f} nats/char)")
@@ -150,7 +232,8 @@ def train_char_model(text, settings=None, trainer_config=None, *, out_dir=None, 
                            "steps": trainer.pos.step}
     if out_dir:
         save_model(out_dir, model, metadata=metadata)
-    return CharLMResult(model, vocab, history, val_loss, baselines, out_dir)
+    return CharLMResult(model, vocab, history, val_loss, baselines, out_dir,
+                        interrupted=trainer.interrupted, steps=trainer.pos.step)
 
 
 def _fmt(nats):

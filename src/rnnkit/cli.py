@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from . import __version__
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -91,9 +93,15 @@ def build_parser():
         epilog=("examples:\n"
                 "  rnnkit train                                   # built-in corpus, ~3 min\n"
                 "  rnnkit train input.txt --num-layers 2 --hidden-size 512 --steps 3000\n"
-                "  rnnkit sample runs/charlm --prime 'The ' --temperature 0.7"))
+                "  rnnkit train --resume runs/charlm               # after Ctrl-C or a kill\n"
+                "  rnnkit sample runs/charlm --prime 'The ' --temperature 0.7\n\n"
+                "Ctrl-C or SIGTERM stops after the current step, saves the model and the\n"
+                "checkpoint, and exits with status 130 (143 for SIGTERM)."))
     tr.add_argument("text_file", nargs="?", metavar="TEXT_FILE",
                     help="UTF-8 text file to train on (default: the built-in corpus)")
+    tr.add_argument("--resume", metavar="DIR", default=None,
+                    help="continue the run saved in DIR (its checkpoint.safetensors) exactly "
+                         "where it stopped; the other options come from the checkpoint")
     g = tr.add_argument_group("model")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell")
@@ -156,18 +164,75 @@ def build_parser():
     return parser
 
 
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the trainer to stop after the current step (a second SIGINT aborts)."""
+
+    def __init__(self):
+        self.trainer = None
+        self.signum = None
+
+    def install(self, trainer):
+        self.trainer = trainer
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        signal.signal(signal.SIGINT, self._handle)
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop now
+        self.signum = signum
+        print("\nrnnkit: stopping after this step and saving the checkpoint "
+              "(Ctrl-C again to abort)", file=sys.stderr)
+        self.trainer.request_stop()
+
+    def restore(self):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _finish_train(args, result, stopper, out_dir):
+    from .charlm import sample_text
+
+    if result.interrupted:
+        code = EXIT_TERMINATED if stopper.signum == getattr(signal, "SIGTERM", None) \
+            else EXIT_INTERRUPTED
+        print(f"rnnkit: interrupted at step {result.steps}; model and checkpoint saved in "
+              f"{out_dir}; continue with: rnnkit train --resume {out_dir}", file=sys.stderr)
+        return code
+    print(f"saved model to {out_dir}")
+    if args.sample_length:
+        print(f"--- sample (temperature {args.temperature}, seed {args.seed}) ---")
+        print(sample_text(result.model, result.vocab, args.prime, args.sample_length,
+                          args.temperature, seed=args.seed))
+    return EXIT_OK
+
+
 def _cmd_train(args):
-    from .charlm import CharLMSettings, sample_text, train_char_model
+    from .charlm import CharLMSettings, resume_char_model, train_char_model
     from .data.text import BUILTIN_CORPUS_NAME, builtin_corpus, read_text
     from .training import TrainerConfig
 
+    stopper = _StopOnSignal()
+    if args.resume:
+        text = read_text(args.text_file) if args.text_file else None
+        try:
+            result = resume_char_model(args.resume, text, progress=not args.no_progress,
+                                       trainer_hook=stopper.install)
+        finally:
+            stopper.restore()
+        return _finish_train(args, result, stopper, args.resume)
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.text_file is None:
         text, source = builtin_corpus(), BUILTIN_CORPUS_NAME
         steps = args.steps or 1000
     else:
-        text, source = read_text(args.text_file), args.text_file
+        text, source = read_text(args.text_file), os.path.abspath(args.text_file)
         steps = args.steps
     settings = CharLMSettings(
         cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
@@ -180,13 +245,12 @@ def _cmd_train(args):
         max_steps=steps, lr_schedule=args.schedule, min_lr=args.lr / 10,
         warmup_steps=0, eval_every=args.eval_every, max_eval_batches=None,
         seed=args.seed, progress=not args.no_progress)
-    result = train_char_model(text, settings, config, out_dir=args.out, source=source)
-    print(f"saved model to {args.out}")
-    if args.sample_length:
-        print(f"--- sample (temperature {args.temperature}, seed {args.seed}) ---")
-        print(sample_text(result.model, result.vocab, args.prime, args.sample_length,
-                          args.temperature, seed=args.seed))
-    return EXIT_OK
+    try:
+        result = train_char_model(text, settings, config, out_dir=args.out, source=source,
+                                  trainer_hook=stopper.install)
+    finally:
+        stopper.restore()
+    return _finish_train(args, result, stopper, args.out)
 
 
 def _cmd_sample(args):

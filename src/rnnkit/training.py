@@ -143,6 +143,7 @@ class Trainer:
         self.pos = _Position()
         self._carry = None  # recurrent state carried between batches (stateful)
         self._stop = False
+        self.interrupted = False
         self._bar = None
 
     # ----------------------------------------------------------------- helpers
@@ -273,8 +274,13 @@ class Trainer:
 
     # --------------------------------------------------------------------- fit
     def request_stop(self):
-        """Ask ``fit`` to stop after the current step (e.g. from a signal handler)."""
+        """Ask ``fit`` to stop after the current step (e.g. from a signal handler).
+
+        The step in progress completes, the checkpoint is written, and ``fit``
+        returns with ``interrupted`` set; ``load_checkpoint`` then resumes exactly.
+        """
         self._stop = True
+        self.interrupted = True
 
     def fit(self):
         """Train until ``epochs``/``max_steps`` are done or early stopping triggers.
@@ -293,6 +299,7 @@ class Trainer:
         """
         c = self.config
         model = self.model
+        self._stop = self.interrupted = False
         model.train()
         bar = self._bar = self._progress_bar()
         start = time.perf_counter()
@@ -350,6 +357,8 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self._bar = None
+        # a stop requested after the last step changes nothing
+        self.interrupted = self.interrupted and self.pos.step < self.total_steps
         if self.checkpoint_path():
             self.save_checkpoint()
         return self.history
