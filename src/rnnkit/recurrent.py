@@ -317,10 +317,16 @@ class RNNBase:
             raise ValueError(f"{name}: give lengths or mask, not both")
         if mask is not None:
             m = np.asarray(mask)
-            if self.batch_first and batched and m.ndim == 2:
-                m = m.T
-            if not batched and m.ndim == 1:
+            if not batched:
+                if m.shape != (T,):
+                    raise ValueError(f"{name}: Expected mask of shape ({T},) for unbatched "
+                                     f"input, got {m.shape}")
                 m = m[:, None]
+            elif self.batch_first:
+                if m.shape != (B, T):
+                    raise ValueError(f"{name}: Expected mask of shape ({B}, {T}), got {m.shape} "
+                                     "(with batch_first=True the mask is (B, T))")
+                m = m.T
             lengths = _mask_to_lengths(m, T, B, name)
         if lengths is not None:
             lengths = _check_lengths(np.atleast_1d(lengths), T, B, name)
@@ -392,7 +398,7 @@ class RNNBase:
             layer_input = layer_out
         self._cache = {"caches": caches, "lengths": lengths, "rev_idx": rev_idx, "mask": step_mask,
                            "batched": batched, "shape": (T, B, D), "input": x}
-        output = layer_input
+        output = layer_input.copy()  # the cache keeps its own; editing output is safe
         if not batched:
             output, h_n = output[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]

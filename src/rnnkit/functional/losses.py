@@ -43,7 +43,8 @@ def cross_entropy(logits, target, mask=None):
     target : ndarray of int, shape (...)
         Class indices in ``[0, C)``.
     mask : ndarray of bool, shape (...), optional
-        True where the position counts.
+        True where the position counts; targets at the other positions are
+        ignored (they may hold any integer, like PyTorch's ``ignore_index``).
 
     Returns
     -------
@@ -68,12 +69,15 @@ def cross_entropy(logits, target, mask=None):
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must be integer class indices, got {target.dtype}")
     C = logits.shape[-1]
-    if target.size and (target.min() < 0 or target.max() >= C):
+    weights, count = _mask_weights(mask, target.shape, logits.dtype, "cross_entropy")
+    counted = target if mask is None else target[np.asarray(mask)]
+    if counted.size and (counted.min() < 0 or counted.max() >= C):
         raise ValueError(
             f"cross_entropy: target values must be in [0, {C - 1}], got range "
-            f"[{target.min()}, {target.max()}]"
+            f"[{counted.min()}, {counted.max()}]"
         )
-    weights, count = _mask_weights(mask, target.shape, logits.dtype, "cross_entropy")
+    if mask is not None:  # masked positions may hold any id (e.g. -100 padding)
+        target = np.where(mask, target, 0)
     logp = log_softmax(logits)  # (..., C)
     picked = np.take_along_axis(logp, target[..., None], axis=-1)[..., 0]  # (...)
     if weights is not None:
