@@ -161,7 +161,23 @@ def build_parser():
     sa.add_argument("--seed", type=_non_negative_int, default=None,
                     help="seed for a reproducible sample (default: random)")
     sa.add_argument("--debug", action="store_true", help="show tracebacks")
+    for module in _command_modules():
+        p = module.add_parser(sub, _Formatter)
+        if not any(a.dest == "debug" for a in p._actions):
+            p.add_argument("--debug", action="store_true", help="show tracebacks")
+        p.set_defaults(_run=module.run)
     return parser
+
+
+def _command_modules():
+    """The modules of ``rnnkit.commands``, in name order."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+    return [importlib.import_module(f"{commands.__name__}.{n}") for n in names]
 
 
 class _StopOnSignal:
@@ -272,7 +288,8 @@ def main(argv=None):
 
     commands = {"train": _cmd_train, "sample": _cmd_sample}
     try:
-        return commands[args.command](args)
+        run = commands.get(args.command) or args._run
+        return run(args)
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

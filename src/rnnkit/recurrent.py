@@ -410,6 +410,50 @@ class RNNBase:
 
     __call__ = forward
 
+    def internals(self):
+        """Per-step states and gates of the most recent ``forward``, by name.
+
+        Call it after ``forward`` and before ``backward`` (which releases the
+        cache). Every array is a copy of shape (T, B, H) (``h`` is (T, B, P)
+        with a projection), in the input's time order for both directions, with
+        padded steps holding the carried state. Keys, with ``{k}`` the layer and
+        ``_reverse`` appended for the second direction:
+
+        - all cells: ``h_l{k}``, the hidden state after each step;
+        - LSTM: ``c_l{k}`` (cell state), gates ``i_l{k}``, ``f_l{k}``, ``g_l{k}``, ``o_l{k}``;
+        - GRU: gates ``r_l{k}``, ``z_l{k}``, ``n_l{k}``.
+
+        Returns
+        -------
+        dict of str to ndarray
+
+        Raises
+        ------
+        RuntimeError
+            If there is no forward pass whose cache is still held.
+        """
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.internals: no forward pass is cached "
+                               "(call it after forward and before backward)")
+        B = self._cache["shape"][1]
+        rev_idx = self._cache["rev_idx"]
+        H = self.hidden_size
+        names = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n"), "RNN": ()}[self.mode]
+        out = {}
+        for layer, (_, dirs) in enumerate(self._cache["caches"]):
+            for k, (_, c) in enumerate(dirs):
+                sfx = f"_l{layer}" + ("_reverse" if k else "")
+                arrays = {"h": c.h[1:]}
+                if self.mode == "LSTM":
+                    arrays["c"] = c.c[1:]
+                for j, g in enumerate(names):
+                    arrays[g] = c.gates[..., j * H:(j + 1) * H]
+                for key, a in arrays.items():
+                    if k == 1:
+                        a = a[::-1] if rev_idx is None else a[rev_idx, np.arange(B)]
+                    out[key + sfx] = np.array(a)
+        return out
+
     # ------------------------------------------------------------ backward
     def backward(self, d_output, d_hx=None):
         """Backpropagate through time; accumulate parameter gradients into ``grads``.
