@@ -252,7 +252,14 @@ class SequenceModel:
         return mse_loss(y, target, mask)
 
     def backward(self, dy):
-        """Backpropagate ``dy`` (the shape of ``y``) through head, recurrent stack and encoder."""
+        """Backpropagate ``dy`` (the shape of ``y``) through head, recurrent stack and encoder.
+
+        Returns
+        -------
+        d_input : ndarray (T, B, D) or None
+            dL/dx for a ``'dense'`` encoder (what saliency maps read); for
+            token encoders, dL/d(encoded input) (embedding vectors or one-hot rows).
+        """
         if self._cache is None:
             raise RuntimeError("SequenceModel.backward: no forward pass to backpropagate through")
         _out_shape, state_n = self._cache
@@ -271,6 +278,7 @@ class SequenceModel:
             d_e, _ = self.rnn.backward(None, d_hx)
         if self.encoder is not None:
             self.encoder.backward(d_e)
+        return d_e
 
     # ------------------------------------------------------------------ sampling
     def generate(self, prime_ids, length, *, temperature=1.0, rng=None):
