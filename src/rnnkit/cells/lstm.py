@@ -142,6 +142,42 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
     return LSTMCache(gx, h, c, tanh_c, mask, m)
 
 
+def _fold_gate_derivatives(gates, c, tanh_c, chunk_elements=1 << 22):
+    """Overwrite the cache with the products the backward loop multiplies by, in place.
+
+    With s(1-s) the sigmoid's derivative and 1-g^2 tanh's, the per-step
+    gradients are ``di = dc * g * i(1-i)``, ``df = dc * c_prev * f(1-f)``,
+    ``dg = dc * i * (1-g^2)``, ``do = dm * tanh(c) * o(1-o)`` and
+    ``dc += dm * o (1-tanh(c)^2)``; this computes those factors for all steps
+    (in chunks of steps, so the temporaries stay small) and stores them where
+    the activations were: the gates, ``tanh_c``, and ``f`` in ``c[:-1]`` (which
+    the loop needs for ``dc_prev = dc * f``). No array of the cache's size is
+    allocated, so a training step's peak memory stays close to the cache.
+    """
+    T, B, G = gates.shape
+    H = G // GATES
+    n = max(1, chunk_elements // max(B * G, 1))
+    for s in range(0, T, n):
+        e = min(T, s + n)
+        a = gates[s:e]
+        fac = np.subtract(1.0, a)  # (n, B, 4H)
+        fac *= a  # s (1 - s)
+        i, f, g, o = (a[..., k * H:(k + 1) * H] for k in range(GATES))
+        fi, ff, fg, fo = (fac[..., k * H:(k + 1) * H] for k in range(GATES))
+        np.square(g, out=fg)
+        np.subtract(1.0, fg, out=fg)  # 1 - g^2
+        fi *= g
+        fg *= i
+        ff *= c[s:e]  # c_prev
+        tc = tanh_c[s:e]
+        fo *= tc
+        np.square(tc, out=tc)
+        np.subtract(1.0, tc, out=tc)
+        tc *= o  # o (1 - tanh(c)^2)
+        np.copyto(c[s:e], f)
+        np.copyto(a, fac)
+
+
 def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
     """Backpropagate through the LSTM unroll.
 
@@ -175,27 +211,21 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
     -------
     dgates : ndarray (T, B, 4H)
         Gradient of the pre-activations; the caller turns it into ``dW_ih``,
-        ``dW_hh``, the bias gradients and ``dx`` with one GEMM each.
+        ``dW_hh``, the bias gradients and ``dx`` with one GEMM each. It is
+        the cache's ``gates`` array, overwritten: backward consumes the cache.
     dh0, dc0 : ndarray (B, H)
     """
     gates, h, c, tanh_c, mask, m = cache
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
-    # derivative factors of all gates for all steps, from the stored activations
-    dgates = np.subtract(1.0, gates)  # (T, B, 4H)
-    dgates *= gates  # s (1 - s)
-    g = gates[..., 2 * H: 3 * H]
-    np.square(g, out=dgates[..., 2 * H: 3 * H])
-    np.subtract(1.0, dgates[..., 2 * H: 3 * H], out=dgates[..., 2 * H: 3 * H])  # 1 - g^2
-    otc = np.square(tanh_c)  # (T, B, H)
-    np.subtract(1.0, otc, out=otc)
-    otc *= gates[..., 3 * H:]  # o (1 - tanh(c)^2)
+    _fold_gate_derivatives(gates, c, tanh_c)
+    # now gates = [g i(1-i) | c_prev f(1-f) | i (1-g^2) | tanh(c) o(1-o)], c[:-1] = f,
+    # tanh_c = o (1 - tanh(c)^2); dgates[t] = [dc | dc | dc | dm] * gates[t]
     P = h.shape[-1]
     dh = np.zeros((B, P), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
     dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
     tmp = np.empty((B, H), dtype)
-    dpre = np.empty((B, G), dtype)
     if w_hr is not None:
         dh_all = np.empty((T, B, P), dtype)  # dL/dh_t for dW_hr
         dm = np.empty((B, H), dtype)
@@ -214,18 +244,17 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
         else:
             dh_all[t] = dh
             dmt = np.matmul(dh, w_hr, out=dm)  # (B, H)
-        np.multiply(dmt, otc[t], out=tmp)
+        np.multiply(dmt, tanh_c[t], out=tmp)  # dm o (1 - tanh(c)^2)
         dc += tmp
-        np.multiply(dc, a[:, 2 * H: 3 * H], out=dpre[:, :H])  # di
-        np.multiply(dc, c[t], out=dpre[:, H: 2 * H])  # df
-        np.multiply(dc, a[:, :H], out=dpre[:, 2 * H: 3 * H])  # dg
-        np.multiply(dmt, tanh_c[t], out=dpre[:, 3 * H:])  # do
-        dgates[t] *= dpre  # one multiply applies all four gate derivatives
-        dc *= a[:, H: 2 * H]  # dc_prev
-        np.matmul(dgates[t], w_hh, out=dh)  # dh_prev
+        ifg = a[:, : 3 * H].reshape(B, 3, H)
+        ifg *= dc[:, None, :]  # di, df, dg pre-activation gradients in one multiply
+        a[:, 3 * H:] *= dmt  # do
+        dc *= c[t]  # dc_prev = dc * f
+        np.matmul(a, w_hh, out=dh)  # dh_prev
         if mask is not None:
             dh += dh_keep
             dc += dc_keep
+    dgates = gates
     if w_hr is None:
         return dgates, dh, dc
     dw_hr = dh_all.reshape(T * B, P).T @ m.reshape(T * B, H)  # (P, H)

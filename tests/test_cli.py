@@ -1,0 +1,299 @@
+"""The command line, called in process (``rnnkit.cli.main``) and once as ``python -m rnnkit``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnnkit import optim
+from rnnkit.cli import main
+from rnnkit.data.text import builtin_corpus
+from rnnkit.io import load_model
+
+TINY = ["--steps", "5", "--hidden-size", "16", "--seq-len", "16", "--batch-size", "4",
+        "--no-progress", "--eval-every", "0"]
+
+
+def run(capsys, *argv):
+    """(exit status, stdout, stderr) of ``rnnkit ARGV``; argparse's SystemExit gives the status."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(result, command, *needles):
+    """Exit 2, exactly one line on stderr, 'rnnkit COMMAND: error: ...', no traceback."""
+    code, _out, err = result
+    assert code == 2, f"exit status {code}, stderr {err!r}"
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {err!r}"
+    assert lines[0].startswith(f"rnnkit {command}: error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "input.txt"
+    path.write_text(builtin_corpus()[:3000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(text_file, tmp_path_factory):
+    """``rnnkit train`` on the small text; returns (folder, exit status, stdout, stderr)."""
+    out_dir = tmp_path_factory.mktemp("run") / "model"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["train", str(text_file), *TINY, "--out", str(out_dir),
+                     "--sample-length", "60", "--seed", "3", "--prime", "The "])
+    return out_dir, code, stdout.getvalue(), stderr.getvalue()
+
+
+# ------------------------------------------------------------------------ train
+def test_train_reports_saves_and_samples(trained):
+    out_dir, code, out, err = trained
+    assert code == 0, err
+    assert err == ""
+    assert (out_dir / "model.safetensors").is_file() and (out_dir / "config.json").is_file()
+    config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    results = config["metadata"]["results"]
+    assert results["steps"] == 5
+    m = re.search(r"^validation loss (\d+\.\d+) nats/char .*uniform (\d+\.\d+), "
+                  r"unigram (\d+\.\d+) nats/char", out, re.MULTILINE)
+    assert m, out
+    assert float(m.group(1)) == pytest.approx(results["val_loss_nats"], abs=6e-4)
+    assert float(m.group(2)) == pytest.approx(results["baselines_nats"]["uniform"], abs=6e-4)
+    assert float(m.group(3)) == pytest.approx(results["baselines_nats"]["unigram"], abs=6e-4)
+    assert "baselines on the validation text" in out
+    assert f"saved model to {out_dir}" in out
+    sample = out.split("--- sample (temperature 0.8, seed 3) ---\n", 1)[1]
+    assert sample.startswith("The ") and len(sample) == len("The ") + 60 + 1  # print's newline
+    assert config["model"]["hidden_size"] == 16
+
+
+def test_sample_is_reproducible_and_honours_options(trained, capsys):
+    out_dir = trained[0]
+    first = run(capsys, "sample", out_dir, "--seed", "7", "--length", "33", "--prime", "In ")
+    second = run(capsys, "sample", out_dir, "--seed", "7", "--length", "33", "--prime", "In ")
+    assert first[0] == 0 and first[2] == ""
+    assert first == second
+    text = first[1]
+    assert text.endswith("\n")
+    assert text.startswith("In ") and len(text) == 3 + 33 + 1
+    other = run(capsys, "sample", out_dir, "--seed", "8", "--length", "33", "--prime", "In ")
+    assert other[1] != text
+    code, text, _ = run(capsys, "sample", out_dir, "--seed", "1", "--length", "0", "--prime", "x")
+    assert code == 0 and text == "x\n"
+    code, text, _ = run(capsys, "sample", out_dir, "--seed", "1", "--length", "12")
+    assert code == 0 and len(text) == 12 + 1
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run([sys.executable, "-m", "rnnkit", "--help"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "sample" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_no_arguments_prints_help_and_exits_2(capsys):
+    code, out, err = run(capsys)
+    assert code == 2
+    assert "usage: rnnkit" in out and "train" in out and "sample" in out
+    assert "Traceback" not in err
+
+
+def test_train_help_mentions_the_defaults(capsys):
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    flat = " ".join(out.split())
+    for option, default in [("--hidden-size", "256"), ("--seq-len", "64"),
+                            ("--batch-size", "32"), ("--lr", "0.003"), ("--cell", "lstm"),
+                            ("--temperature", "0.8")]:
+        assert option in flat
+        assert re.search(rf"{re.escape(option)} .*?\(default: {re.escape(default)}\)", flat), \
+            f"{option}: default {default} not shown"
+
+
+# --------------------------------------------------------------- bad input files
+def bad_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.txt"
+    if kind == "missing":
+        return path
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "binary":
+        path.write_bytes(bytes(range(256)) * 20)
+    elif kind == "latin1":
+        path.write_bytes(("Caf\xe9 cr\xe8me br\xfbl\xe9e. " * 100).encode("latin-1"))
+    elif kind == "short":
+        path.write_text("Too short to learn anything from.\n" * 5, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("missing", "not found"), ("directory", "directory"), ("empty", "empty"),
+    ("binary", "binary"), ("latin1", "UTF-8"), ("short", "too short"),
+])
+def test_train_rejects_bad_text_files(tmp_path, capsys, kind, needle):
+    path = bad_file(tmp_path, kind)
+    result = run(capsys, "train", path, *TINY, "--out", tmp_path / "out")
+    assert_usage_error(result, "train", needle, path.name)
+    assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_exception(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["train", str(tmp_path / "missing.txt"), "--debug"])
+
+
+def test_train_rejects_a_text_too_short_for_the_batch(tmp_path, capsys, text_file):
+    result = run(capsys, "train", text_file, *TINY[:6], "--seq-len", "200", "--batch-size", "64",
+                 "--no-progress", "--out", tmp_path / "out")
+    assert_usage_error(result, "train", "batch_size")
+
+
+def test_train_rejects_bad_val_fraction(tmp_path, capsys, text_file):
+    result = run(capsys, "train", text_file, *TINY, "--val-fraction", "1.5",
+                 "--out", tmp_path / "out")
+    assert_usage_error(result, "train", "--val-fraction")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rough edge: train checks --prime only when it samples at the end, after the whole "
+    "training run (1000 steps by default) and after saving the model, then exits 2 as if "
+    "the usage were bad"))
+def test_train_rejects_a_prime_outside_the_vocabulary_before_training(text_file, tmp_path,
+                                                                      capsys):
+    result = run(capsys, "train", text_file, *TINY, "--prime", "€", "--out", tmp_path / "out")
+    assert_usage_error(result, "train", "€")
+    assert not (tmp_path / "out").exists(), "it trained and saved a model first"
+
+
+# ------------------------------------------------------------ bad option values
+BAD_OPTIONS = [
+    (["train", "FILE", "--hidden-size", "0"], "train", "--hidden-size"),
+    (["train", "FILE", "--lr", "-1"], "train", "--lr"),
+    (["train", "FILE", "--temperature", "-1"], "train", "--temperature"),
+    (["sample", "DIR", "--temperature", "-1"], "sample", "--temperature"),
+    (["sample", "DIR", "--length", "ten"], "sample", "--length"),
+]
+
+
+def fill(argv, text_file, tmp_path):
+    return [str(text_file) if a == "FILE" else str(tmp_path) if a == "DIR" else a for a in argv]
+
+
+@pytest.mark.parametrize("argv, command, option", BAD_OPTIONS)
+def test_bad_option_values_exit_2_with_an_error_line(tmp_path, capsys, text_file, argv, command,
+                                                     option):
+    code, out, err = run(capsys, *fill(argv, text_file, tmp_path))
+    assert code == 2
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0] == err.splitlines()[-1], err
+    assert errors[0].startswith(f"rnnkit {command}: error: argument {option}"), errors[0]
+    assert out == ""
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rough edge: option values are checked by argparse, which prints its usage block "
+    "(about 15 lines for train) before the error line and raises SystemExit(2) out of "
+    "main() instead of returning 2; the brief asks for ONE line on stderr"))
+@pytest.mark.parametrize("argv, command, option", BAD_OPTIONS[:3])
+def test_bad_option_values_give_exactly_one_line(tmp_path, capsys, text_file, argv, command,
+                                                 option):
+    assert_usage_error(run(capsys, *fill(argv, text_file, tmp_path)), command, option)
+
+
+# ------------------------------------------------------------------- bad models
+def test_sample_on_a_folder_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
+    assert_usage_error(run(capsys, "sample", tmp_path), "sample", "config.json")
+    assert_usage_error(run(capsys, "sample", tmp_path / "nowhere"), "sample", "nowhere")
+
+
+def test_sample_on_a_corrupted_model(trained, tmp_path, capsys):
+    out_dir = trained[0]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_bytes((out_dir / "config.json").read_bytes())
+    (broken / "model.safetensors").write_bytes((out_dir / "model.safetensors").read_bytes()[:-9])
+    assert_usage_error(run(capsys, "sample", broken), "sample", "model.safetensors")
+
+
+def test_sample_with_a_prime_outside_the_vocabulary(trained, capsys):
+    result = run(capsys, "sample", trained[0], "--prime", "naïve €", "--seed", "0")
+    assert_usage_error(result, "sample", "€", "vocabulary")
+    assert result[1] == ""
+
+
+# ---------------------------------------------------------------- Ctrl-C and resume
+RESUMABLE = ["--steps", "8", "--hidden-size", "16", "--seq-len", "16", "--batch-size", "4",
+             "--num-layers", "2", "--dropout", "0.3", "--eval-every", "3", "--no-progress",
+             "--sample-length", "0"]
+
+
+def test_ctrl_c_stops_after_the_step_and_resume_is_bit_identical(text_file, tmp_path, capsys,
+                                                                 monkeypatch):
+    code, _, err = run(capsys, "train", text_file, *RESUMABLE, "--out", tmp_path / "full")
+    assert code == 0, err
+
+    update, calls = optim.Adam.step, []
+
+    def step_then_ctrl_c(self):
+        update(self)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C in step 3
+
+    monkeypatch.setattr(optim.Adam, "step", step_then_ctrl_c)
+    handler = signal.getsignal(signal.SIGINT)
+    code, out, err = run(capsys, "train", text_file, *RESUMABLE, "--out", tmp_path / "run")
+    assert code == 130, err
+    assert "interrupted at step 3" in err and "--resume" in err and "Traceback" not in err
+    assert "saved model to" not in out
+    assert signal.getsignal(signal.SIGINT) is handler, "Ctrl-C handler not given back"
+
+    monkeypatch.setattr(optim.Adam, "step", update)
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "run", "--no-progress")
+    assert code == 0, err
+    assert "resumed from" in out and "step 3/8" in out
+    full, _ = load_model(tmp_path / "full")
+    resumed, _ = load_model(tmp_path / "run")
+    for k in full.params:
+        assert np.array_equal(resumed.params[k], full.params[k]), k
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rough edge: after train, _StopOnSignal.restore() sets SIGINT/SIGTERM to Python's defaults "
+    "instead of the handlers that were installed before, so an embedding program (notebook, "
+    "service, test runner) calling rnnkit.cli.main() in process loses its own handlers"))
+def test_train_restores_the_callers_signal_handlers(text_file, tmp_path, capsys):
+    def mine(signum, frame):  # pragma: no cover - never called
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        code, _, err = run(capsys, "train", text_file, *TINY, "--out", tmp_path / "m",
+                           "--sample-length", "0")
+        assert code == 0, err
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
