@@ -448,20 +448,11 @@ def test_gated_cell_backward_ignores_in_place_change_to_returned_state(name, rng
     _assert_same_backward(name, rng, change_outputs=_shift)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: RNNCell.forward returns a view of its backward cache (cache.h[1]) and "
-    "backward reads f'(a) from it (1 - h**2, h > 0, h (1 - h)), so modifying the returned "
-    "state in place (h += b, h *= mask) silently changes d_input, d_hx and every grad"))
 @pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu", "rnn_sigmoid"])
 def test_rnn_cell_backward_ignores_in_place_change_to_returned_state(name, rng):
     _assert_same_backward(name, rng, change_outputs=_shift)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: the cells keep the caller's input and hx arrays by reference for "
-    "backward (self._cache = (x, h, ...)), so a caller that reuses its buffers after "
-    "forward (h[...] = cell(x, h); x[...] = next_x) gets silently wrong grads of "
-    "weight_ih/weight_hh"))
 @pytest.mark.parametrize("name", list(ALL_CELLS))
 def test_cell_backward_ignores_reuse_of_input_buffers(name, rng):
     _assert_same_backward(name, rng, change_inputs=True)

@@ -176,11 +176,6 @@ def test_resume_char_model_continues_bit_identically(tmp_path):
         charlm.resume_char_model(str(tmp_path / "run"), "other text " * 200, log=lambda s: None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: resume_char_model takes checkpoint_dir from the checkpoint's recorded "
-    "TrainerConfig (the original, possibly relative, --out path) instead of out_dir, so a "
-    "run folder that was moved (or resumed from another working directory) gets its new "
-    "checkpoints written to the old path, which is re-created, while out_dir keeps a stale one"))
 def test_resume_writes_its_checkpoint_into_the_folder_it_resumes(tmp_path):
     import shutil
 

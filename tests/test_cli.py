@@ -175,10 +175,6 @@ def test_train_rejects_bad_val_fraction(tmp_path, capsys, text_file):
     assert_usage_error(result, "train", "--val-fraction")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rough edge: train checks --prime only when it samples at the end, after the whole "
-    "training run (1000 steps by default) and after saving the model, then exits 2 as if "
-    "the usage were bad"))
 def test_train_rejects_a_prime_outside_the_vocabulary_before_training(text_file, tmp_path,
                                                                       capsys):
     result = run(capsys, "train", text_file, *TINY, "--prime", "€", "--out", tmp_path / "out")
@@ -212,10 +208,6 @@ def test_bad_option_values_exit_2_with_an_error_line(tmp_path, capsys, text_file
     assert out == ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rough edge: option values are checked by argparse, which prints its usage block "
-    "(about 15 lines for train) before the error line and raises SystemExit(2) out of "
-    "main() instead of returning 2; the brief asks for ONE line on stderr"))
 @pytest.mark.parametrize("argv, command, option", BAD_OPTIONS[:3])
 def test_bad_option_values_give_exactly_one_line(tmp_path, capsys, text_file, argv, command,
                                                  option):
@@ -281,10 +273,6 @@ def test_ctrl_c_stops_after_the_step_and_resume_is_bit_identical(text_file, tmp_
         assert np.array_equal(resumed.params[k], full.params[k]), k
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rough edge: after train, _StopOnSignal.restore() sets SIGINT/SIGTERM to Python's defaults "
-    "instead of the handlers that were installed before, so an embedding program (notebook, "
-    "service, test runner) calling rnnkit.cli.main() in process loses its own handlers"))
 def test_train_restores_the_callers_signal_handlers(text_file, tmp_path, capsys):
     def mine(signum, frame):  # pragma: no cover - never called
         pass

@@ -546,11 +546,6 @@ def test_load_state_dict_reads_a_valid_file_exactly(tmp_path):
     assert all(np.array_equal(arrays[k], v) and arrays[k].dtype == v.dtype for k, v in ref.items())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: rnnkit.io.load_state_dict on a bfloat16 safetensors file (what "
-    "safetensors.torch.save_file(module.bfloat16().state_dict()) writes) raises a bare "
-    "KeyError('BF16') from safetensors.numpy instead of ModelFileError naming the file "
-    "(or converting to float32)"))
 def test_load_state_dict_bfloat16_file(torch, tmp_path):
     from safetensors.torch import save_file
 

@@ -258,12 +258,12 @@ def test_projection_size_errors():
     assert "weight_hr_l0" not in LSTM(3, 4, proj_size=0).params
 
 
-def test_rnn_and_gru_do_not_take_proj_size():
-    """The public RNN and GRU have no proj_size argument at all (PyTorch: ValueError)."""
+def test_rnn_and_gru_refuse_proj_size_like_pytorch():
+    """RNN and GRU take proj_size only to refuse it, with PyTorch's ValueError."""
     from rnnkit import GRU, RNN
 
     for cls in (RNN, GRU):
-        with pytest.raises(TypeError, match="proj_size"):
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
             cls(3, 4, proj_size=2)
 
 

@@ -419,12 +419,6 @@ class InterruptAfterUpdate(SequenceModel):
         super().zero_grad()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: Trainer.fit's `except KeyboardInterrupt` checkpoints whatever state the "
-    "interrupted step left: (dropout) the model RNG already advanced by that step's forward "
-    "pass, or (after_update) weights and optimizer buffers already updated by step 4 with the "
-    "step counter still at 3; resuming from it is not bit-exact (API users get a plain "
-    "KeyboardInterrupt on Ctrl-C; only the CLI turns it into request_stop)"))
 @pytest.mark.parametrize("case", ["dropout", "after_update"])
 def test_resume_after_keyboard_interrupt_is_exact(rng, tmp_path, case):
     train = sum_sign_batches(rng, 10)
@@ -480,10 +474,6 @@ def test_trainer_config_validation():
         Trainer(sum_sign_model(), quiet(), [])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library rough edge: TrainerConfig.__post_init__ does not check these fields; e.g. "
-    "eval_every=-1 evaluates every step, max_eval_batches=0 records a validation loss of 0.0 "
-    "(which early stopping then treats as a perfect score), epochs=1.5 makes total_steps a float"))
 @pytest.mark.parametrize("field, value", [
     ("eval_every", -1), ("checkpoint_every", -1), ("max_eval_batches", 0), ("epochs", 1.5),
     ("max_steps", 2.5), ("warmup_steps", -1),
@@ -493,9 +483,6 @@ def test_trainer_config_rejects_invalid_values(field, value):
         TrainerConfig(**{field: value})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: Trainer.evaluate over no batches returns 0.0 (total / max(count, 1)), "
-    "a perfect loss, instead of NaN or an error"))
 def test_evaluate_without_batches_is_not_a_perfect_score(rng):
     trainer = Trainer(sum_sign_model(), quiet(), sum_sign_batches(rng, 2))
     try:

@@ -185,6 +185,8 @@ def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_h
         tc = TrainerConfig(**state["trainer_config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid settings in the checkpoint ({exc})") from None
+    # checkpoints go where the run is now, even if its folder was moved or renamed
+    tc = dataclasses.replace(tc, checkpoint_dir=os.fspath(out_dir))
     if progress is not None:
         tc = dataclasses.replace(tc, progress=progress)
     source = meta.get("source")

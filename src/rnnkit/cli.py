@@ -22,6 +22,13 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (no usage block) and exit 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -73,13 +80,13 @@ def _temperature(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rnnkit",
         description="Recurrent neural networks (RNN, LSTM, GRU) on NumPy.",
         formatter_class=_Formatter,
         epilog="Run 'rnnkit COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     tr = sub.add_parser(
         "train", formatter_class=_Formatter,
@@ -180,6 +187,9 @@ def _command_modules():
     return [importlib.import_module(f"{commands.__name__}.{n}") for n in names]
 
 
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n))
+
+
 class _StopOnSignal:
     """SIGINT/SIGTERM ask the trainer to stop after the current step (a second SIGINT aborts)."""
 
@@ -191,9 +201,7 @@ class _StopOnSignal:
         self.trainer = trainer
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
-        signal.signal(signal.SIGINT, self._handle)
-        if hasattr(signal, "SIGTERM"):
-            signal.signal(signal.SIGTERM, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in _STOP_SIGNALS}
 
     def _handle(self, signum, frame):
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
@@ -204,11 +212,10 @@ class _StopOnSignal:
         self.trainer.request_stop()
 
     def restore(self):
-        if threading.current_thread() is not threading.main_thread():
-            return
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if hasattr(signal, "SIGTERM"):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        """Put back the handlers that were there before :meth:`install`."""
+        for sig, handler in getattr(self, "previous", {}).items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self.previous = {}
 
 
 def _finish_train(args, result, stopper, out_dir):
@@ -244,12 +251,19 @@ def _cmd_train(args):
         return _finish_train(args, result, stopper, args.resume)
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    if args.dropout and args.num_layers == 1:
+        raise ValueError("--dropout acts between recurrent layers: it needs --num-layers 2 or "
+                         f"more, got --num-layers 1 with --dropout {args.dropout}")
     if args.text_file is None:
         text, source = builtin_corpus(), BUILTIN_CORPUS_NAME
         steps = args.steps or 1000
     else:
         text, source = read_text(args.text_file), os.path.abspath(args.text_file)
         steps = args.steps
+    unknown = sorted(set(args.prime) - set(text))
+    if unknown:  # found now, not after training
+        raise ValueError(f"--prime has character(s) {', '.join(map(repr, unknown))} that the "
+                         "training text does not contain, so the model cannot read them")
     settings = CharLMSettings(
         cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
         nonlinearity=args.nonlinearity,
@@ -280,7 +294,10 @@ def _cmd_sample(args):
 def main(argv=None):
     """Entry point; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors end here
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -123,6 +123,9 @@ def _read_safetensors(path, what):
 
     try:
         arrays = st.load(data)
+    except KeyError as exc:  # a dtype NumPy has no type for, e.g. BF16
+        raise ModelFileError(f"{path}: tensors of dtype {exc.args[0]} cannot be read into "
+                             "NumPy; save them as float32 or float64") from None
     except (SafetensorError, ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: corrupted safetensors file ({exc})") from None
     return arrays, metadata
@@ -220,6 +223,7 @@ def load_model(directory):
     if config.get("weights_sha256") not in (None, digest):
         raise ModelFileError(f"{wpath}: weights do not match {CONFIG_NAME} (checksum differs: "
                              "the files come from different saves)")
+    _check_sizes(config["model"], arrays, wpath)
     try:
         model = SequenceModel.from_config(config["model"], rng=0)
     except (TypeError, ValueError) as exc:
@@ -231,6 +235,35 @@ def load_model(directory):
     model.eval()
     metadata = config.get("metadata") or {}
     return model, metadata
+
+
+def _check_sizes(cfg, arrays, path):
+    """Refuse a config that declares far more parameters than the file holds, before allocating.
+
+    A valid file holds exactly the declared parameters; a config that asks
+    for many more (by mistake or malice, e.g. ``hidden_size: 10**9``) would
+    make the model allocate memory the file does not back. Smaller mismatches
+    are named tensor by tensor by the full check after the model is built.
+    """
+    try:
+        G = {"lstm": 4, "gru": 3, "rnn": 1}[cfg["cell"]]
+        H, C, V = (int(cfg[k]) for k in ("hidden_size", "output_size", "input_size"))
+        L = int(cfg.get("num_layers", 1))
+        K = 2 if cfg.get("bidirectional") else 1
+        E = cfg.get("embedding_dim")
+        enc = cfg.get("encoder", "dense")
+    except (KeyError, TypeError, ValueError):
+        return  # building the model reports what is wrong with the config
+    D = int(E or 64) if enc == "embedding" else V
+    declared = (V * D if enc == "embedding" else 0) + C * (K * H + 1)
+    for layer in range(max(L, 0)):
+        d = D if layer == 0 else K * H
+        declared += K * (G * H * (d + H) + 2 * G * H)
+    held = sum(int(a.size) for a in arrays.values())
+    # small differences are named precisely by the full check after building
+    if declared > 2 * held + 1_000_000:
+        raise ModelFileError(f"{path}: the config declares {declared:,} parameters but the "
+                             f"file holds {held:,} values")
 
 
 def _check_arrays(arrays, expected, path):

@@ -95,6 +95,9 @@ class SequenceModel:
         self.loss_kind = check_choice(loss, "loss", LOSSES)
         self.dtype = as_dtype(dtype)
         self.rng = as_generator(rng)
+        if embedding_dim is not None and encoder != "embedding":
+            raise ValueError(f"embedding_dim is an option of encoder='embedding', got "
+                             f"encoder={encoder!r} with embedding_dim={embedding_dim!r}")
         if encoder == "embedding":
             E = min(self.hidden_size, 64) if embedding_dim is None else embedding_dim
             self.embedding_dim = check_int(E, "embedding_dim", minimum=1)

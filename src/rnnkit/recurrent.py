@@ -333,7 +333,8 @@ class RNNBase:
             if lengths.min() == T:
                 lengths = None  # all full: the plain path gives the same numbers
         states = self._check_state(hx, B, batched)
-        x = np.ascontiguousarray(x)
+        # the cache keeps x for dW_ih: copy it, so the caller may reuse the buffer
+        x = np.array(x, order="C", copy=True)
 
         step_mask = None if lengths is None else lengths_to_mask(lengths, T)[:, :, None]
         rev_idx = None
@@ -629,10 +630,10 @@ class RNN(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
-                 rng=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, proj_size=0,
+                 dtype=np.float32, rng=None):
         super().__init__("RNN", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, nonlinearity, dtype=dtype, rng=rng)
+                         dropout, bidirectional, nonlinearity, proj_size, dtype=dtype, rng=rng)
 
 
 class LSTM(RNNBase):
@@ -730,6 +731,6 @@ class GRU(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype=np.float32, rng=None):
+                 dropout=0.0, bidirectional=False, *, proj_size=0, dtype=np.float32, rng=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype=dtype, rng=rng)
+                         dropout, bidirectional, proj_size=proj_size, dtype=dtype, rng=rng)

@@ -76,7 +76,7 @@ class _CellBase:
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input has inconsistent input_size: got {x.shape[-1]} "
                              f"expected {self.input_size}")
-        return x, batched
+        return np.array(x, copy=True), batched  # kept for backward: the caller may reuse x
 
     def _state(self, s, B, batched, nm):
         name = type(self).__name__
@@ -86,7 +86,7 @@ class _CellBase:
         if not batched:
             s = s[None]
         check_shape(s, (B, self.hidden_size), nm, name)
-        return s
+        return np.array(s, copy=True)
 
     def _project(self, x):
         gx = x @ self.params["weight_ih"].T  # (B, G*H)
@@ -151,7 +151,7 @@ class RNNCell(_CellBase):
             gx += self.params["bias_ih"] + self.params["bias_hh"]
         cache = rnn_forward(gx, h, self.params["weight_hh"], self.nonlinearity)
         self._cache = (x, h, cache, batched)
-        h1 = cache.h[1]
+        h1 = cache.h[1].copy()  # the cache keeps its own for backward
         return h1 if batched else h1[0]
 
     __call__ = forward
@@ -193,7 +193,7 @@ class LSTMCell(_CellBase):
             gx += self.params["bias_ih"] + self.params["bias_hh"]
         cache = lstm_forward(gx, h, c, self.params["weight_hh"])
         self._cache = (x, h, cache, batched)
-        h1, c1 = cache.h[1], cache.c[1]
+        h1, c1 = cache.h[1].copy(), cache.c[1].copy()
         return (h1, c1) if batched else (h1[0], c1[0])
 
     __call__ = forward
@@ -233,7 +233,7 @@ class GRUCell(_CellBase):
             b_hn = self.params["bias_hh"][2 * H:]
         cache = gru_forward(gx, h, self.params["weight_hh"], b_hn)
         self._cache = (x, h, cache, batched)
-        h1 = cache.h[1]
+        h1 = cache.h[1].copy()
         return h1 if batched else h1[0]
 
     __call__ = forward

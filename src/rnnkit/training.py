@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optim
-from ._validation import check_choice
+from ._validation import check_choice, check_int
 from .io import load_checkpoint, save_checkpoint
 from .recurrent import lengths_to_mask
 
@@ -73,15 +73,17 @@ class TrainerConfig:
 
     def __post_init__(self):
         check_choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
+        for name in ("epochs", "max_steps", "max_eval_batches", "early_stopping_patience"):
+            value = getattr(self, name)
+            if value is not None:
+                check_int(value, name, minimum=1)
+        for name in ("eval_every", "warmup_steps", "checkpoint_every", "seed"):
+            check_int(getattr(self, name), name, minimum=0)
         check_choice(self.lr_schedule, "lr_schedule", ("constant", "cosine"))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.epochs is None and self.max_steps is None:
             raise ValueError("set epochs or max_steps (or both); both are None")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1 or None, got {self.epochs}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
         if self.stateful and self.shuffle:
@@ -144,6 +146,7 @@ class Trainer:
         self._carry = None  # recurrent state carried between batches (stateful)
         self._stop = False
         self.interrupted = False
+        self._updating = False
         self._bar = None
 
     # ----------------------------------------------------------------- helpers
@@ -194,6 +197,8 @@ class Trainer:
         model = self.model
         was_training = model.training
         model.eval()
+        if len(data) == 0:
+            raise ValueError("evaluate needs at least one batch, got empty data")
         total, count, state = 0.0, 0, None
         try:
             n = len(data) if max_batches is None else min(len(data), max_batches)
@@ -295,11 +300,21 @@ class Trainer:
             On a non-finite loss or gradient; the last good state is written to
             the checkpoint first (when ``checkpoint_dir`` is set).
         KeyboardInterrupt
-            Re-raised after the checkpoint is written.
+            Re-raised after the checkpoint of the last completed step is
+            written (unless it struck while the weights were being updated;
+            then the checkpoint on disk is left as it was).
+
+        Notes
+        -----
+        A stop requested with :meth:`request_stop` (also before ``fit``)
+        ends training after the current step, writes the checkpoint and
+        returns with ``interrupted`` set; this is what the command line does
+        on Ctrl-C and SIGTERM.
         """
         c = self.config
         model = self.model
-        self._stop = self.interrupted = False
+        self.interrupted = self._stop
+        self._updating = False
         model.train()
         bar = self._bar = self._progress_bar()
         start = time.perf_counter()
@@ -310,13 +325,14 @@ class Trainer:
                 if self.pos.batch == 0:
                     self._carry = None
                 while self.pos.batch < self.steps_per_epoch and self.pos.step < self.total_steps:
+                    # what a step changes besides the weights, to undo if it is cut short
+                    self._rng_at_step = model.rng.bit_generator.state
                     x, target, lengths = self._unpack(self.train_data[order[self.pos.batch]])
                     self.optimizer.lr = self.lr_at(self.pos.step)
                     y, state_n = model.forward(x, self._carry if c.stateful else None,
                                                lengths=lengths)
                     loss, dy = model.loss(y, target, self._loss_mask(y, lengths))
                     if not math.isfinite(loss):
-                        model._cache = None
                         self._fail(f"the loss is {loss} at step {self.pos.step + 1}")
                     model.backward(dy)
                     bad = [k for k, g in model.grads.items() if not np.isfinite(g).all()]
@@ -325,12 +341,14 @@ class Trainer:
                                    f"{self.pos.step + 1}")
                     if c.clip_grad_norm is not None:
                         optim.clip_grad_norm(model.grads, c.clip_grad_norm)
+                    self._updating = True  # weights, optimizer and position change together
                     self.optimizer.step()
-                    model.zero_grad()
                     if c.stateful:
                         self._carry = state_n
                     self.pos.step += 1
                     self.pos.batch += 1
+                    self._updating = False
+                    model.zero_grad()
                     run_loss += loss
                     run_n += 1
                     if bar is not None:
@@ -350,22 +368,32 @@ class Trainer:
                     self.pos.epoch += 1
                     self.pos.batch = 0
         except KeyboardInterrupt:
-            if self.checkpoint_path():
+            if self.checkpoint_path() and not self._updating:
+                self._undo_partial_step()
                 self.save_checkpoint()
             raise
         finally:
             if bar is not None:
                 bar.close()
             self._bar = None
+            self._stop = False
         # a stop requested after the last step changes nothing
         self.interrupted = self.interrupted and self.pos.step < self.total_steps
         if self.checkpoint_path():
             self.save_checkpoint()
         return self.history
 
+    def _undo_partial_step(self):
+        """Forget a step that did not reach the update: gradients, cache and its dropout draws."""
+        self.model.zero_grad()
+        self.model._cache = None
+        state = getattr(self, "_rng_at_step", None)
+        if state is not None:
+            self.model.rng.bit_generator.state = state
+
     def _fail(self, what):
         """Stop on a non-finite value, keeping the last good state on disk."""
-        self.model.zero_grad()
+        self._undo_partial_step()
         where = ""
         if self.checkpoint_path():
             where = f"; the last good state is in {self.save_checkpoint()}"
