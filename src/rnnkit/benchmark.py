@@ -1,0 +1,426 @@
+"""Speed and memory of rnnkit against PyTorch, measured side by side in one run.
+
+What is timed (float32, input size 32, the same shapes and loss on both
+sides, threads matched with ``threadpoolctl`` and ``torch.set_num_threads``):
+
+- a training step: forward, ``mean((output - target)^2)``, backward, every
+  parameter gradient available (rnnkit also returns the input gradient,
+  which PyTorch skips because its input does not require one);
+- inference: forward only (``torch.inference_mode``).
+
+Each (cell, B, T, H) is warmed up, then the two libraries run in alternating
+blocks (the order flips every block, so drift of a shared machine hits both
+alike) and the medians of the blocks are compared as the ratio
+rnnkit / PyTorch (below 1 means rnnkit is faster).
+
+Also measured in the same run: the fraction of the machine's GEMM throughput
+that rnnkit's training step reaches (the same GEMMs timed alone at their
+shapes), the peak memory of a training step (``tracemalloc``, which sees
+NumPy's allocations) against the activations BPTT must keep, and characters
+per second of the character-level model against a batch-1 NumPy loop in the
+style of min-char-rnn (Karpathy, 2015).
+
+PyTorch is imported only here; ``pip install torch==2.13.0`` (the CPU build).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["BenchConfig", "run", "format_markdown"]
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# activations the backward pass needs, in units of (T, B, H) arrays: LSTM gates (4),
+# c, h, tanh(c); GRU gates (3), h, W_hn h + b_hn; RNN h
+ACTIVATIONS = {"lstm": 7, "gru": 5, "rnn": 1}
+
+
+@dataclass
+class BenchConfig:
+    """Grid and repetitions of a benchmark run."""
+
+    cells: tuple = ("lstm", "gru", "rnn")
+    batch_sizes: tuple = (1, 32, 128)
+    lengths: tuple = (50, 200)
+    hidden_sizes: tuple = (32, 128, 512, 1024)
+    input_size: int = 32
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    blocks: int = 5  # alternating timing blocks per library
+    min_block_seconds: float = 0.2  # repeat the step within a block at least this long
+    max_seconds_per_cell: float = 60.0  # cap on one (cell, B, T, H) measurement
+    inference: bool = True
+    gemm: bool = True  # measure GEMM throughput for the largest LSTM shape
+    memory: bool = True
+    charlm: bool = True
+    charlm_seconds: float = 3.0  # time each character-model variant runs
+    memory_hidden: int = 256  # H of the memory measurement (at the largest B and T)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("the benchmark compares against PyTorch: pip install torch==2.13.0 "
+                          "(the CPU build; never a bare 'torch')") from None
+    return torch
+
+
+def _time_block(fn, min_seconds):
+    """Run ``fn`` repeatedly for at least ``min_seconds``; return seconds per call."""
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / n
+
+
+def _interleaved(fns, cfg, budget):
+    """Median seconds per call of each function in ``fns``, timed in alternating blocks."""
+    times = {k: [] for k in fns}
+    names = list(fns)
+    start = time.perf_counter()
+    for b in range(cfg.blocks):
+        order = names if b % 2 == 0 else names[::-1]
+        for k in order:
+            times[k].append(_time_block(fns[k], cfg.min_block_seconds))
+        if time.perf_counter() - start > budget and b >= 2:
+            break
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _pair(cell, B, T, H, D, torch):
+    """An rnnkit layer and a torch module with the same weights, and their step functions."""
+    import rnnkit
+
+    cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell]
+    tcls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    ours = cls(D, H, rng=0)
+    theirs = tcls(D, H)
+    theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.params.items()})
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, D), dtype=np.float32)
+    target = rng.standard_normal((T, B, H), dtype=np.float32)
+    xt, tt = torch.from_numpy(x), torch.from_numpy(target)
+    scale = np.float32(2.0 / target.size)
+
+    def ours_train():
+        ours.zero_grad()
+        out, _ = ours.forward(x)
+        ours.backward((out - target) * scale)  # d/d(out) of mean((out - target)^2)
+
+    def torch_train():
+        theirs.zero_grad(set_to_none=False)
+        out, _ = theirs(xt)
+        torch.nn.functional.mse_loss(out, tt).backward()
+
+    def ours_infer():
+        ours.forward(x)
+        ours._cache = None
+
+    def torch_infer():
+        with torch.inference_mode():
+            theirs(xt)
+
+    return ours, (ours_train, torch_train), (ours_infer, torch_infer)
+
+
+def _train_flops(cell, B, T, H, D):
+    """Multiply-adds x 2 of a training step's GEMMs (forward, dh recurrence, dW_ih, dW_hh, dx)."""
+    GH = GATES[cell] * H
+    return 2 * T * B * GH * (2 * D + 3 * H) + 2 * T * B * GH * D
+
+
+def _gemm_seconds(cell, B, T, H, D, cfg):
+    """Time, alone at their shapes, the GEMMs of an rnnkit training step."""
+    GH = GATES[cell] * H
+    rng = np.random.default_rng(2)
+
+    def mm(m, k, n, transposed_b=False):
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k) if transposed_b else (k, n), dtype=np.float32)
+        b = b.T if transposed_b else b
+        out = np.empty((m, n), np.float32)
+        return lambda: np.matmul(a, b, out=out)
+
+    parts = [  # (function, calls per step)
+        (mm(T * B, D, GH, True), 1),  # input projection x W_ih^T
+        (mm(B, H, GH, True), T),  # recurrence h W_hh^T
+        (mm(B, GH, H), T),  # backward recurrence dgates W_hh
+        (mm(GH, T * B, D), 1),  # dW_ih
+        (mm(GH, T * B, H), 1),  # dW_hh
+        (mm(T * B, GH, D), 1),  # dx
+    ]
+    total = 0.0
+    for fn, calls in parts:
+        fn()
+        t = min(_time_block(fn, cfg.min_block_seconds / 4) for _ in range(3))
+        total += t * calls
+    return total
+
+
+def _peak_memory(fn):
+    """Peak bytes allocated through Python's allocator (NumPy reports to tracemalloc) by ``fn``."""
+    fn()  # allocations of the first call (caches, scratch) are not the steady state
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def _min_char_rnn_chars_per_second(text_ids, V, H, seq, seconds):
+    """A batch-1 NumPy char RNN in the style of min-char-rnn: chars trained per second."""
+    rng = np.random.default_rng(0)
+    Wxh = rng.standard_normal((H, V)) * 0.01
+    Whh = rng.standard_normal((H, H)) * 0.01
+    Why = rng.standard_normal((V, H)) * 0.01
+    bh, by = np.zeros((H, 1)), np.zeros((V, 1))
+    params = [Wxh, Whh, Why, bh, by]
+    mem = [np.zeros_like(p) for p in params]
+    hprev = np.zeros((H, 1))
+    p, n, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        if p + seq + 1 >= len(text_ids):
+            p, hprev = 0, np.zeros((H, 1))
+        inputs, targets = text_ids[p:p + seq], text_ids[p + 1:p + seq + 1]
+        xs, hs, ps = {}, {-1: hprev}, {}
+        for t in range(seq):  # forward, one character at a time
+            xs[t] = np.zeros((V, 1))
+            xs[t][inputs[t]] = 1
+            hs[t] = np.tanh(Wxh @ xs[t] + Whh @ hs[t - 1] + bh)
+            y = Why @ hs[t] + by
+            e = np.exp(y - y.max())
+            ps[t] = e / e.sum()
+        grads = [np.zeros_like(q) for q in params]
+        dhnext = np.zeros((H, 1))
+        for t in reversed(range(seq)):  # backward through time
+            dy = ps[t].copy()
+            dy[targets[t]] -= 1
+            grads[2] += dy @ hs[t].T
+            grads[4] += dy
+            dh = Why.T @ dy + dhnext
+            dhraw = (1 - hs[t] * hs[t]) * dh
+            grads[3] += dhraw
+            grads[0] += dhraw @ xs[t].T
+            grads[1] += dhraw @ hs[t - 1].T
+            dhnext = Whh.T @ dhraw
+        for q, g, m in zip(params, grads, mem):  # Adagrad
+            np.clip(g, -5, 5, out=g)
+            m += g * g
+            q -= 0.1 * g / np.sqrt(m + 1e-8)
+        hprev = hs[seq - 1]
+        p += seq
+        n += seq
+    return n / (time.perf_counter() - start)
+
+
+def _rnnkit_chars_per_second(text_ids, V, H, seq, batch, cell, seconds):
+    """Characters trained per second by rnnkit's character model (Trainer step)."""
+    from .data.text import TextStream
+    from .models import SequenceModel
+    from .training import Trainer, TrainerConfig
+
+    model = SequenceModel(V, H, V, cell=cell, encoder="one_hot", rng=0)
+    stream = TextStream(text_ids, batch, seq)
+    trainer = Trainer(model, TrainerConfig(max_steps=10**9, epochs=None, progress=False,
+                                           stateful=True, optimizer="adagrad", lr=0.1,
+                                           eval_every=10**9), stream)
+    trainer.request_stop()  # one step to warm up
+    trainer.fit()
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        trainer.request_stop()
+        trainer.fit()
+        steps += 1
+    return steps * seq * batch / (time.perf_counter() - start)
+
+
+def run(cfg=None, log=print):
+    """Run the benchmark; returns a dict of results (see :func:`format_markdown`)."""
+    cfg = cfg or BenchConfig()
+    torch = _torch()
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    torch.set_num_threads(cfg.threads)
+    results = {"config": asdict(cfg), "machine": _machine(torch, threadpool_info),
+               "rows": [], "gemm": None, "memory": [], "charlm": None}
+    with threadpool_limits(cfg.threads):
+        for cell in cfg.cells:
+            for B in cfg.batch_sizes:
+                for T in cfg.lengths:
+                    for H in cfg.hidden_sizes:
+                        D = cfg.input_size
+                        _, train, infer = _pair(cell, B, T, H, D, torch)
+                        for fn in (*train, *infer):
+                            fn()  # warm-up
+                        t = _interleaved({"rnnkit": train[0], "torch": train[1]}, cfg,
+                                         cfg.max_seconds_per_cell)
+                        row = {"cell": cell, "B": B, "T": T, "H": H,
+                               "train_rnnkit": t["rnnkit"], "train_torch": t["torch"],
+                               "train_ratio": t["rnnkit"] / t["torch"]}
+                        if cfg.inference:
+                            i = _interleaved({"rnnkit": infer[0], "torch": infer[1]}, cfg,
+                                             cfg.max_seconds_per_cell / 2)
+                            row.update(infer_rnnkit=i["rnnkit"], infer_torch=i["torch"],
+                                       infer_ratio=i["rnnkit"] / i["torch"])
+                        results["rows"].append(row)
+                        log(_row_line(row))
+        if cfg.gemm:
+            results["gemm"] = _gemm_row(cfg, torch)
+            g = results["gemm"]
+            if g:
+                log(f"GEMM: rnnkit's {g['cell']} training step at B={g['B']}, T={g['T']}, "
+                    f"H={g['H']} reaches {100 * g['fraction']:.0f}% of the throughput of "
+                    f"its GEMMs timed alone ({g['gemm_gflops']:.0f} GFLOP/s)")
+        if cfg.memory:
+            for cell in cfg.cells:
+                B, T, H = max(cfg.batch_sizes), max(cfg.lengths), cfg.memory_hidden
+                ours, train, _ = _pair(cell, B, T, H, cfg.input_size, torch)
+                peak = _peak_memory(train[0])
+                acts = ACTIVATIONS[cell] * T * B * H * 4
+                results["memory"].append({"cell": cell, "B": B, "T": T, "H": H,
+                                          "peak_bytes": peak, "activation_bytes": acts,
+                                          "ratio": peak / acts})
+                log(f"memory: {cell} B={B} T={T} H={H}: peak {peak / 2**20:.1f} MiB, "
+                    f"activations {acts / 2**20:.1f} MiB, ratio {peak / acts:.2f}")
+        if cfg.charlm:
+            results["charlm"] = _charlm_row(cfg.charlm_seconds)
+            c = results["charlm"]
+            log(f"char model: rnnkit {c['rnnkit_batch1']:.0f} chars/s at batch 1, "
+                f"{c['rnnkit_batched']:.0f} at batch {c['batch']}; min-char-rnn loop "
+                f"{c['min_char_rnn']:.0f} chars/s")
+    return results
+
+
+def _gemm_row(cfg, torch):
+    if "lstm" not in cfg.cells:
+        return None
+    B, T, H = max(cfg.batch_sizes), min(cfg.lengths), max(cfg.hidden_sizes)
+    D = cfg.input_size
+    _, train, _ = _pair("lstm", B, T, H, D, torch)
+    train[0]()
+    step = statistics.median(_time_block(train[0], cfg.min_block_seconds) for _ in range(3))
+    gemm = _gemm_seconds("lstm", B, T, H, D, cfg)
+    flops = _train_flops("lstm", B, T, H, D)
+    return {"cell": "lstm", "B": B, "T": T, "H": H, "step_seconds": step,
+            "gemm_seconds": gemm, "fraction": gemm / step, "gemm_gflops": flops / gemm / 1e9,
+            "step_gflops": flops / step / 1e9}
+
+
+def _charlm_row(seconds=3.0):
+    from .data.text import Vocabulary, builtin_corpus
+
+    text = builtin_corpus()[:200_000]
+    vocab = Vocabulary.from_text(text)
+    ids = vocab.encode(text)
+    V, H, seq = len(vocab), 100, 25
+    return {"V": V, "H": H, "seq": seq, "batch": 32,
+            "min_char_rnn": _min_char_rnn_chars_per_second(ids, V, H, seq, seconds),
+            "rnnkit_batch1": _rnnkit_chars_per_second(ids, V, H, seq, 1, "rnn", seconds),
+            "rnnkit_batched": _rnnkit_chars_per_second(ids, V, H, seq, 32, "rnn", seconds)}
+
+
+def _machine(torch, threadpool_info):
+    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
+            f"{i.get('num_threads')} threads)" for i in threadpool_info()
+            if i.get("user_api") == "blas"]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "torch": torch.__version__, "blas": blas,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def _row_line(r):
+    s = (f"{r['cell']:>4} B={r['B']:<4d} T={r['T']:<4d} H={r['H']:<5d} train "
+         f"{1e3 * r['train_rnnkit']:9.2f} ms vs {1e3 * r['train_torch']:9.2f} ms "
+         f"ratio {r['train_ratio']:.2f}")
+    if "infer_ratio" in r:
+        s += f"   infer ratio {r['infer_ratio']:.2f}"
+    return s
+
+
+def format_markdown(results):
+    """The results as the Markdown tables of ``docs/benchmarks.md``."""
+    m = results["machine"]
+    cfg = results["config"]
+    lines = [
+        "# Benchmarks: rnnkit against PyTorch on the CPU",
+        "",
+        "Regenerate with `python benchmarks/bench.py` (or `rnnkit bench --full`).",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores; {cfg['threads']} threads on both sides",
+        f"- Python {m['python']}, NumPy {m['numpy']}, PyTorch {m['torch']}; "
+        f"BLAS: {'; '.join(m['blas'])}",
+        f"- measured {m['date']}; float32, input size {cfg['input_size']}, loss "
+        "mean((output - target)^2); medians of alternating blocks",
+        "",
+        "Ratio = rnnkit time / PyTorch time (below 1: rnnkit is faster).",
+        "",
+    ]
+    for cell in cfg["cells"]:
+        rows = [r for r in results["rows"] if r["cell"] == cell]
+        if not rows:
+            continue
+        lines += [f"## {cell.upper()}", "",
+                  "| B | T | H | train rnnkit ms | train torch ms | **train ratio** "
+                  "| infer ratio |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            inf = f"{r['infer_ratio']:.2f}" if "infer_ratio" in r else "-"
+            lines.append(f"| {r['B']} | {r['T']} | {r['H']} | {1e3 * r['train_rnnkit']:.2f} | "
+                         f"{1e3 * r['train_torch']:.2f} | **{r['train_ratio']:.2f}** | {inf} |")
+        lines.append("")
+    g = results.get("gemm")
+    if g:
+        lines += ["## GEMM throughput", "",
+                  f"LSTM training step at B={g['B']}, T={g['T']}, H={g['H']}: "
+                  f"{1e3 * g['step_seconds']:.0f} ms, {g['step_gflops']:.0f} GFLOP/s; its GEMMs "
+                  f"timed alone at the same shapes take {1e3 * g['gemm_seconds']:.0f} ms "
+                  f"({g['gemm_gflops']:.0f} GFLOP/s): the step reaches "
+                  f"**{100 * g['fraction']:.0f}%** of the machine's GEMM throughput.", ""]
+    if results.get("memory"):
+        lines += ["## Memory of a training step", "",
+                  "| cell | B | T | H | peak MiB | activations BPTT keeps MiB | ratio |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in results["memory"]:
+            lines.append(f"| {r['cell']} | {r['B']} | {r['T']} | {r['H']} | "
+                         f"{r['peak_bytes'] / 2**20:.1f} | {r['activation_bytes'] / 2**20:.1f} | "
+                         f"{r['ratio']:.2f} |")
+        lines += ["", "Activations: LSTM gates, c, h and tanh(c) (7 arrays of (T, B, H)); "
+                  "GRU gates, h and W_hn h + b_hn (5); RNN h (1).", ""]
+    c = results.get("charlm")
+    if c:
+        lines += ["## Character-level model", "",
+                  f"Training throughput on the built-in corpus, vocabulary {c['V']}, tanh RNN "
+                  f"H={c['H']}, {c['seq']} characters per chunk, Adagrad:", "",
+                  "| implementation | characters per second |", "|---|---:|",
+                  f"| min-char-rnn style NumPy loop (batch 1) | {c['min_char_rnn']:.0f} |",
+                  f"| rnnkit, batch 1 | {c['rnnkit_batch1']:.0f} |",
+                  f"| rnnkit, batch {c['batch']} | {c['rnnkit_batched']:.0f} |", ""]
+    return "\n".join(lines)
+
+
+def geometric_mean(xs):
+    xs = list(xs)
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
