@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["BenchConfig", "run", "format_markdown"]
+__all__ = ["BenchConfig", "format_markdown", "run"]
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 # activations the backward pass needs, in units of (T, B, H) arrays: LSTM gates (4),
@@ -288,7 +288,7 @@ def run(cfg=None, log=print):
         if cfg.memory:
             for cell in cfg.cells:
                 B, T, H = max(cfg.batch_sizes), max(cfg.lengths), cfg.memory_hidden
-                ours, train, _ = _pair(cell, B, T, H, cfg.input_size, torch)
+                _ours, train, _ = _pair(cell, B, T, H, cfg.input_size, torch)
                 peak = _peak_memory(train[0])
                 acts = ACTIVATIONS[cell] * T * B * H * 4
                 results["memory"].append({"cell": cell, "B": B, "T": T, "H": H,
@@ -370,10 +370,10 @@ def format_markdown(results):
         "Regenerate with `python benchmarks/bench.py` (or `rnnkit bench --full`).",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores; {cfg['threads']} threads on both sides",
-        f"- Python {m['python']}, NumPy {m['numpy']}, PyTorch {m['torch']}; "
-        f"BLAS: {'; '.join(m['blas'])}",
-        f"- measured {m['date']}; float32, input size {cfg['input_size']}, loss "
-        "mean((output - target)^2); medians of alternating blocks",
+        (f"- Python {m['python']}, NumPy {m['numpy']}, PyTorch {m['torch']}; "
+        f"BLAS: {'; '.join(m['blas'])}"),
+        (f"- measured {m['date']}; float32, input size {cfg['input_size']}, loss "
+        "mean((output - target)^2); medians of alternating blocks"),
         "",
         "Ratio = rnnkit time / PyTorch time (below 1: rnnkit is faster).",
         "",
@@ -383,8 +383,8 @@ def format_markdown(results):
         if not rows:
             continue
         lines += [f"## {cell.upper()}", "",
-                  "| B | T | H | train rnnkit ms | train torch ms | **train ratio** "
-                  "| infer ratio |",
+                  ("| B | T | H | train rnnkit ms | train torch ms | **train ratio** "
+                  "| infer ratio |"),
                   "|---:|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             inf = f"{r['infer_ratio']:.2f}" if "infer_ratio" in r else "-"
@@ -394,11 +394,11 @@ def format_markdown(results):
     g = results.get("gemm")
     if g:
         lines += ["## GEMM throughput", "",
-                  f"LSTM training step at B={g['B']}, T={g['T']}, H={g['H']}: "
+                  (f"LSTM training step at B={g['B']}, T={g['T']}, H={g['H']}: "
                   f"{1e3 * g['step_seconds']:.0f} ms, {g['step_gflops']:.0f} GFLOP/s; its GEMMs "
                   f"timed alone at the same shapes take {1e3 * g['gemm_seconds']:.0f} ms "
                   f"({g['gemm_gflops']:.0f} GFLOP/s): the step reaches "
-                  f"**{100 * g['fraction']:.0f}%** of the machine's GEMM throughput.", ""]
+                  f"**{100 * g['fraction']:.0f}%** of the machine's GEMM throughput."), ""]
     if results.get("memory"):
         lines += ["## Memory of a training step", "",
                   "| cell | B | T | H | peak MiB | activations BPTT keeps MiB | ratio |",
@@ -407,13 +407,13 @@ def format_markdown(results):
             lines.append(f"| {r['cell']} | {r['B']} | {r['T']} | {r['H']} | "
                          f"{r['peak_bytes'] / 2**20:.1f} | {r['activation_bytes'] / 2**20:.1f} | "
                          f"{r['ratio']:.2f} |")
-        lines += ["", "Activations: LSTM gates, c, h and tanh(c) (7 arrays of (T, B, H)); "
-                  "GRU gates, h and W_hn h + b_hn (5); RNN h (1).", ""]
+        lines += ["", ("Activations: LSTM gates, c, h and tanh(c) (7 arrays of (T, B, H)); "
+                  "GRU gates, h and W_hn h + b_hn (5); RNN h (1)."), ""]
     c = results.get("charlm")
     if c:
         lines += ["## Character-level model", "",
-                  f"Training throughput on the built-in corpus, vocabulary {c['V']}, tanh RNN "
-                  f"H={c['H']}, {c['seq']} characters per chunk, Adagrad:", "",
+                  (f"Training throughput on the built-in corpus, vocabulary {c['V']}, tanh RNN "
+                  f"H={c['H']}, {c['seq']} characters per chunk, Adagrad:"), "",
                   "| implementation | characters per second |", "|---|---:|",
                   f"| min-char-rnn style NumPy loop (batch 1) | {c['min_char_rnn']:.0f} |",
                   f"| rnnkit, batch 1 | {c['rnnkit_batch1']:.0f} |",
