@@ -521,23 +521,30 @@ class RNNBase:
                     dgx, dh0, dc0 = res[:3]
                     if w_hr is not None:
                         self.grads[f"weight_hr{sfx}"] += res[3]
-                    dgh = dgx
                     d_c0[idx] = dc0
                 elif self.mode == "GRU":
-                    dgx, dgh, dh0 = gru_backward(d_out, dh_n, c, w_hh)
+                    dgx, dgh_n, dh0 = gru_backward(d_out, dh_n, c, w_hh)
                 else:
                     dgx, dh0 = rnn_backward(d_out, dh_n, c, w_hh)
-                    dgh = dgx
                 d_h0[idx] = dh0
                 G = dgx.shape[-1]
                 dgx2 = dgx.reshape(T * B, G)
-                dgh2 = dgh.reshape(T * B, G)
+                h_prev = c.h[:-1].reshape(T * B, R)
                 g = self.grads
                 g[f"weight_ih{sfx}"] += dgx2.T @ x_dir.reshape(T * B, -1)  # (G*H, D)
-                g[f"weight_hh{sfx}"] += dgh2.T @ c.h[:-1].reshape(T * B, R)  # (G*H, R)
                 if self.bias:
                     g[f"bias_ih{sfx}"] += dgx2.sum(axis=0)
-                    g[f"bias_hh{sfx}"] += dgh2.sum(axis=0)
+                if self.mode == "GRU":  # the recurrent side's n block is dn_pre * r
+                    dgh_n2 = dgh_n.reshape(T * B, H)
+                    g[f"weight_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].T @ h_prev  # (2H, H)
+                    g[f"weight_hh{sfx}"][2 * H:] += dgh_n2.T @ h_prev  # (H, H)
+                    if self.bias:
+                        g[f"bias_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].sum(axis=0)
+                        g[f"bias_hh{sfx}"][2 * H:] += dgh_n2.sum(axis=0)
+                else:
+                    g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
+                    if self.bias:
+                        g[f"bias_hh{sfx}"] += dgx2.sum(axis=0)
                 dx = (dgx2 @ w_ih).reshape(T, B, -1)  # (T, B, D) in this direction's order
                 if k == 1:
                     dx = dx[::-1] if rev_idx is None else dx[rev_idx, np.arange(B)]

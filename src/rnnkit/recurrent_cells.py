@@ -241,6 +241,7 @@ class GRUCell(_CellBase):
     def backward(self, d_h):
         x, h, cache, batched = self._take_cache()
         d_h = self._grad_in(d_h, x.shape[0], batched, "d_h")
-        dgx, dgh, dh_prev = gru_backward(None, d_h, cache, self.params["weight_hh"])
-        dx = self._accumulate(x, h, dgx[0], dgh[0])
+        dgx, dgh_n, dh_prev = gru_backward(None, d_h, cache, self.params["weight_hh"])
+        dgh = np.concatenate([dgx[0][:, : 2 * self.hidden_size], dgh_n[0]], axis=1)  # (B, 3H)
+        dx = self._accumulate(x, h, dgx[0], dgh)
         return (dx, dh_prev) if batched else (dx[0], dh_prev[0])

@@ -113,6 +113,36 @@ def gru_forward(gx, h0, w_hh, b_hn, mask=None):
     return GRUCache(gx, h, hn, mask)
 
 
+def _fold_gate_derivatives(gates, h, hn, chunk_elements=1 << 22):
+    """Overwrite the cache with the factors the backward loop multiplies by, in place.
+
+    Per step ``dn_pre = dh * (1-n^2)(1-z)``, ``dz_pre = dh * (h_{t-1} - n) z(1-z)``
+    and ``dr_pre = dn_pre * (W_hn h_{t-1} + b_hn) r(1-r)``. This stores
+    ``(1-n^2)(1-z)`` over ``n`` and ``(W_hn h + b_hn) r(1-r)`` over ``hn``, and
+    returns ``(h_{t-1} - n) z(1-z)`` as the one new (T, B, H) array; ``r`` and
+    ``z`` stay, since the loop needs them too. Chunks of steps keep the
+    temporaries small.
+    """
+    T, B, G = gates.shape
+    H = G // GATES
+    pz = np.empty((T, B, H), gates.dtype)
+    n_steps = max(1, chunk_elements // max(B * H, 1))
+    for s in range(0, T, n_steps):
+        e = min(T, s + n_steps)
+        r, z, n = (gates[s:e, :, k * H:(k + 1) * H] for k in range(GATES))
+        zz = np.subtract(1.0, z)  # 1 - z
+        np.subtract(h[s:e], n, out=pz[s:e])  # h_{t-1} - n
+        pz[s:e] *= zz
+        pz[s:e] *= z
+        np.square(n, out=n)
+        np.subtract(1.0, n, out=n)
+        n *= zz  # (1 - n^2)(1 - z)
+        np.subtract(1.0, r, out=zz)
+        zz *= r
+        hn[s:e] *= zz  # (W_hn h + b_hn) r (1 - r)
+    return pz
+
+
 def gru_backward(d_output, dh_n, cache, w_hh):
     """Backpropagate through the GRU unroll.
 
@@ -125,6 +155,10 @@ def gru_backward(d_output, dh_n, cache, w_hh):
         dgh    = [dr_pre | dz_pre | dn_pre * r]      (recurrent side)
         dh_prev = dgh @ W_hh + dh * z
 
+    The backward consumes the cache: ``dgx`` is written over the gates and
+    the n block of ``dgh`` over ``hn`` (its r and z blocks equal ``dgx``'s),
+    so a training step allocates one (T, B, H) array beyond the cache.
+
     Parameters
     ----------
     d_output : ndarray (T, B, H) or None
@@ -136,46 +170,41 @@ def gru_backward(d_output, dh_n, cache, w_hh):
     Returns
     -------
     dgx : ndarray (T, B, 3H)
-        Gradient of the input-side pre-activations (for ``W_ih``, ``b_ih``, ``x``).
-    dgh : ndarray (T, B, 3H)
-        Gradient of ``W_hh h_{t-1} + b_hh`` (for ``W_hh``, ``b_hh``).
+        Gradient of the input-side pre-activations (for ``W_ih``, ``b_ih``,
+        ``x``); its first 2H columns are also the r, z blocks of ``dgh``.
+    dgh_n : ndarray (T, B, H)
+        ``dn_pre * r``: the n block of the gradient of ``W_hh h_{t-1} + b_hh``.
     dh0 : ndarray (B, H)
     """
     gates, h, hn, mask = cache
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
-    n = gates[..., 2 * H:]
-    # derivative factors for all steps: [r(1-r) | z(1-z) | (1-n^2)(1-z)]
-    dgx = np.subtract(1.0, gates)  # (T, B, 3H)  [1-r | 1-z | 1-n]
-    np.square(n, out=dgx[..., 2 * H:])
-    np.subtract(1.0, dgx[..., 2 * H:], out=dgx[..., 2 * H:])
-    dgx[..., 2 * H:] *= dgx[..., H: 2 * H]  # (1 - n^2)(1 - z)
-    dgx[..., : 2 * H] *= gates[..., : 2 * H]
-    hmn = h[:-1] - n  # (T, B, H)  h_{t-1} - n_t
-    dgh = np.empty_like(dgx)
+    pz = _fold_gate_derivatives(gates, h, hn)
+    w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H:]
     dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
+    dhz = np.empty((B, H), dtype)
+    dr = np.empty((B, H), dtype)
     tmp = np.empty((B, H), dtype)
     for t in range(T - 1, -1, -1):
         if d_output is not None:
             dh += d_output[t]
         a = gates[t]
+        r, z, n = a[:, :H], a[:, H: 2 * H], a[:, 2 * H:]
         if mask is not None:
             m = mask[t]
             dh_keep = np.where(m, 0.0, dh)
             dh *= m
-        d = dgx[t]
-        d[:, 2 * H:] *= dh  # dn_pre
-        np.multiply(dh, hmn[t], out=tmp)
-        d[:, H: 2 * H] *= tmp  # dz_pre
-        np.multiply(d[:, 2 * H:], hn[t], out=tmp)
-        d[:, :H] *= tmp  # dr_pre
-        e = dgh[t]
-        np.copyto(e[:, : 2 * H], d[:, : 2 * H])
-        np.multiply(d[:, 2 * H:], a[:, :H], out=e[:, 2 * H:])  # dn_pre * r
-        dh *= a[:, H: 2 * H]  # dh * z
-        np.matmul(e, w_hh, out=tmp)
+        n *= dh  # dn_pre
+        np.multiply(dh, z, out=dhz)  # the direct path h_{t-1} -> h_t
+        np.multiply(dh, pz[t], out=z)  # dz_pre
+        np.multiply(n, hn[t], out=dr)  # dr_pre
+        np.multiply(n, r, out=hn[t])  # dn_pre * r (dgh's n block)
+        np.copyto(r, dr)
+        np.matmul(a[:, : 2 * H], w_rz, out=dh)  # dh_prev = dgh @ W_hh + dh * z
+        np.matmul(hn[t], w_n, out=tmp)
         dh += tmp
+        dh += dhz
         if mask is not None:
             dh += dh_keep
-    return dgx, dgh, dh
+    return gates, hn, dh
