@@ -112,11 +112,14 @@ def _pair(cell, B, T, H, D, torch):
     target = rng.standard_normal((T, B, H), dtype=np.float32)
     xt, tt = torch.from_numpy(x), torch.from_numpy(target)
     scale = np.float32(2.0 / target.size)
+    buf = np.empty_like(target)  # the loss gradient, reused like torch reuses its grad buffers
 
     def ours_train():
         ours.zero_grad()
         out, _ = ours.forward(x)
-        ours.backward((out - target) * scale)  # d/d(out) of mean((out - target)^2)
+        d_out = np.subtract(out, target, out=buf)  # d/d(out) of mean((out - target)^2)
+        d_out *= scale
+        ours.backward(d_out)
 
     def torch_train():
         theirs.zero_grad(set_to_none=False)

@@ -291,6 +291,10 @@ class RNNBase:
         -------
         output : ndarray (T, B, K*H) (or batch first / unbatched like the input)
             The top layer's hidden state at every step; zero at padded steps.
+            When it is a view of the cache that ``backward`` reads (one
+            direction, no lengths) it is read-only, so an in-place edit fails
+            at once instead of corrupting the gradients (PyTorch raises at
+            backward for the same edit); ``output.copy()`` gives a writable one.
         h_n : ndarray (L*K, B, H); for LSTM a tuple ``(h_n, c_n)``
             The state at each sequence's last valid step, indexed ``layer * K + direction``.
 
@@ -399,7 +403,10 @@ class RNNBase:
             layer_input = layer_out
         self._cache = {"caches": caches, "lengths": lengths, "rev_idx": rev_idx, "mask": step_mask,
                            "batched": batched, "shape": (T, B, D), "input": x}
-        output = layer_input.copy()  # the cache keeps its own; editing output is safe
+        output = layer_input
+        if output.base is not None:  # a view of the cache BPTT reads: editing it is an error
+            output = output.view()
+            output.flags.writeable = False
         if not batched:
             output, h_n = output[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
