@@ -7,6 +7,7 @@ Layers with PyTorch's names and numbers (:class:`RNN`, :class:`LSTM`,
 line (``rnnkit --help``).
 """
 
+from .ctrnn import CTRNN, CTRNNModel
 from .layers import Dropout, Embedding, Linear, OneHot
 from .models import SequenceModel
 from .recurrent import GRU, LSTM, RNN
@@ -16,9 +17,11 @@ from .training import Trainer, TrainerConfig, TrainingError
 __version__ = "0.1.0"
 
 __all__ = [
+    "CTRNN",
     "GRU",
     "LSTM",
     "RNN",
+    "CTRNNModel",
     "Dropout",
     "Embedding",
     "GRUCell",
