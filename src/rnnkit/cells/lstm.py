@@ -117,16 +117,18 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
     w_hh_T = w_hh.T  # (H, 4H), a view: BLAS reads it transposed
     gh = np.empty((B, G), dtype)
     ig = np.empty((B, H), dtype)
+    tanh_g = np.empty((B, H), dtype)
     with np.errstate(over="ignore"):
         for t in range(T):
             a = gx[t]  # (B, 4H) pre-activations, turned into activations in place
             np.matmul(h[t], w_hh_T, out=gh)
             a += gh
             g = a[:, 2 * H: 3 * H]
-            g *= 2.0  # tanh(z) = 2 sigmoid(2z) - 1: one sigmoid pass over all 4H columns
+            # tanh of g first, then one sigmoid pass over all 4H columns (g's is discarded);
+            # 2 sigmoid(2z) - 1 would save a call but loses relative precision for small z
+            np.tanh(g, out=tanh_g)
             sigmoid_(a)
-            g *= 2.0
-            g -= 1.0
+            np.copyto(g, tanh_g)
             np.multiply(a[:, H: 2 * H], c[t], out=c[t + 1])  # f * c_prev
             np.multiply(a[:, :H], g, out=ig)  # i * g
             c[t + 1] += ig
