@@ -37,6 +37,6 @@ def test_lstm_cell_g_gate_is_tanh_of_small_input():
     cell = rnnkit.LSTMCell(1, 1, bias=False, dtype=np.float64, rng=0)
     cell.params["weight_ih"][...] = 1e-15
     cell.params["weight_hh"][...] = 0.0
-    h, c = cell.forward(np.array([[1.0]]))
+    _, c = cell.forward(np.array([[1.0]]))
     # c = i * g with i = sigmoid(1e-15) = 0.5 and g = tanh(1e-15) = 1e-15
     assert c[0, 0] == pytest.approx(0.5e-15, rel=1e-12)

@@ -59,6 +59,16 @@ def as_dtype(dtype, name="dtype"):
     return dt
 
 
+def as_array(x, name, owner=None):
+    """``np.asarray(x)``, refusing a ragged or unconvertible ``x`` with a message naming it."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:  # e.g. nested lists of different lengths
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}{name} must be an array with a regular shape, got a "
+                         f"{type(x).__name__} that NumPy cannot convert ({exc})") from None
+
+
 def as_float_array(x, name, dtype, *, ndims, owner):
     """Convert ``x`` to an ndarray of ``dtype`` after checking type, rank and finiteness.
 

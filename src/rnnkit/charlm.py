@@ -224,7 +224,8 @@ def _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint):
     try:
         history = trainer.fit()
     except TrainingError:
-        if out_dir:  # the parameters are still those of the last good step
+        # the parameters are those of the last good step, unless an update overflowed
+        if out_dir and all(np.isfinite(p).all() for p in model.params.values()):
             save_model(out_dir, model, metadata=metadata)
         raise
     val_loss = trainer.evaluate(val)

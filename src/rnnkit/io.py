@@ -69,6 +69,12 @@ def atomic_write_bytes(path, data):
     Windows); the folder is fsynced so the rename itself is durable.
     """
     path = os.fspath(path)
+    _replace(_write_temp(path, data), path)
+    _fsync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def _write_temp(path, data):
+    """Write ``data`` to a new ``.<name>.*.tmp`` beside ``path``, flushed and fsynced; its path."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
@@ -77,13 +83,30 @@ def atomic_write_bytes(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def _replace(tmp, path):
+    """Rename ``tmp`` over ``path`` (atomic); remove ``tmp`` if that fails."""
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_folder(folder):
+    """Make the renames in ``folder`` durable (where the platform has directory fds)."""
     try:
         dfd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -94,6 +117,23 @@ def atomic_write_bytes(path, data):
         pass
     finally:
         os.close(dfd)
+
+
+def _save_safetensors(st, tensors, metadata):
+    """``st.save(tensors, metadata)``, but the same content always gives the same bytes.
+
+    safetensors writes the ``__metadata__`` keys in hash-map order, which changes
+    from call to call, so two saves of the same model would differ (and so would
+    their checksums). The header is written here instead, metadata keys sorted,
+    padded with spaces to a multiple of 8 bytes as safetensors does; the tensor
+    entries and the data are safetensors' own.
+    """
+    blob = st.save(tensors)
+    n = int.from_bytes(blob[:8], "little")
+    header = {"__metadata__": dict(sorted(metadata.items())), **json.loads(blob[8:8 + n])}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + n:]
 
 
 def _read_safetensors(path, what):
@@ -114,7 +154,7 @@ def _read_safetensors(path, what):
                              f"{header_len} bytes, file has {len(data) - 8})")
     try:
         header = json.loads(data[8:8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ModelFileError(f"{path}: corrupted safetensors header (not JSON)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: corrupted safetensors header (not a JSON object)")
@@ -152,8 +192,8 @@ def save_model(directory, model, *, metadata=None):
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     tensors = {k: np.ascontiguousarray(v) for k, v in model.params.items()}
-    blob = st.save(tensors, metadata={"format": _FORMAT,
-                                      "format_version": str(FORMAT_VERSION)})
+    blob = _save_safetensors(st, tensors, {"format": _FORMAT,
+                                           "format_version": str(FORMAT_VERSION)})
     config = {
         "format": _FORMAT,
         "format_version": FORMAT_VERSION,
@@ -163,8 +203,23 @@ def save_model(directory, model, *, metadata=None):
         "metadata": metadata or {},
     }
     text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
-    atomic_write_bytes(os.path.join(directory, WEIGHTS_NAME), blob)
-    atomic_write_bytes(os.path.join(directory, CONFIG_NAME), text.encode("utf-8"))
+    # Both files are complete on disk before either is renamed into place. A crash
+    # between the two renames leaves the new weights beside the old config.json, and
+    # the new config in its temporary file, which load_model then finds by checksum.
+    wpath, cpath = os.path.join(directory, WEIGHTS_NAME), os.path.join(directory, CONFIG_NAME)
+    wtmp = _write_temp(wpath, blob)
+    try:
+        ctmp = _write_temp(cpath, text.encode("utf-8"))
+    except BaseException:
+        _unlink_quietly(wtmp)
+        raise
+    try:
+        _replace(wtmp, wpath)
+    except BaseException:
+        _unlink_quietly(ctmp)
+        raise
+    _replace(ctmp, cpath)
+    _fsync_folder(directory)
     return directory
 
 
@@ -174,18 +229,24 @@ def read_config(directory):
     if not os.path.isdir(directory):
         raise ModelFileError(f"{directory}: not a model folder (expected a folder with "
                              f"{CONFIG_NAME} and {WEIGHTS_NAME})")
-    path = os.path.join(directory, CONFIG_NAME)
+    return _parse_config(os.path.join(directory, CONFIG_NAME))
+
+
+def _parse_config(path):
+    """Read and check a model config file; returns the dict or raises ModelFileError."""
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: model config not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:  # e.g. a folder named config.json, no permission
+        raise ModelFileError(f"{path}: cannot read the model config ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != _FORMAT:
         raise ModelFileError(f"{path}: not an rnnkit model config (format field missing)")
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version != FORMAT_VERSION:
         raise ModelFileError(f"{path}: unsupported format_version {version!r} "
                              f"(this rnnkit reads version {FORMAT_VERSION})")
     if not isinstance(config.get("model"), dict):
@@ -221,8 +282,10 @@ def load_model(directory):
     except OSError:  # pragma: no cover - read just above
         digest = None
     if config.get("weights_sha256") not in (None, digest):
-        raise ModelFileError(f"{wpath}: weights do not match {CONFIG_NAME} (checksum differs: "
-                             "the files come from different saves)")
+        config = _config_of_interrupted_save(os.fspath(directory), digest)
+        if config is None:
+            raise ModelFileError(f"{wpath}: weights do not match {CONFIG_NAME} (checksum "
+                                 "differs: the files come from different saves)")
     _check_sizes(config["model"], arrays, wpath)
     try:
         model = SequenceModel.from_config(config["model"], rng=0)
@@ -234,7 +297,33 @@ def load_model(directory):
         model.params[k][...] = v
     model.eval()
     metadata = config.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{os.path.join(directory, CONFIG_NAME)}: the 'metadata' section "
+                             f"is not an object (got {type(metadata).__name__})")
     return model, metadata
+
+
+def _config_of_interrupted_save(directory, digest):
+    """The config a save wrote for weights ``digest`` but did not rename into place, or None.
+
+    :func:`save_model` renames the weights, then the config; a crash between the
+    two leaves the new config in a ``.config.json.*.tmp`` file, complete and
+    fsynced. Only a config whose checksum names exactly these weights is taken.
+    """
+    prefix = "." + CONFIG_NAME + "."
+    try:
+        names = sorted(n for n in os.listdir(directory)
+                       if n.startswith(prefix) and n.endswith(".tmp"))
+    except OSError:
+        return None
+    for name in names:
+        try:
+            config = _parse_config(os.path.join(directory, name))
+        except (ModelFileError, OSError):
+            continue
+        if config.get("weights_sha256") == digest:
+            return config
+    return None
 
 
 def _check_sizes(cfg, arrays, path):
@@ -252,13 +341,13 @@ def _check_sizes(cfg, arrays, path):
         K = 2 if cfg.get("bidirectional") else 1
         E = cfg.get("embedding_dim")
         enc = cfg.get("encoder", "dense")
-    except (KeyError, TypeError, ValueError):
+        D = int(E or 64) if enc == "embedding" else V
+    except (KeyError, TypeError, ValueError, OverflowError):
         return  # building the model reports what is wrong with the config
-    D = int(E or 64) if enc == "embedding" else V
     declared = (V * D if enc == "embedding" else 0) + C * (K * H + 1)
-    for layer in range(max(L, 0)):
-        d = D if layer == 0 else K * H
-        declared += K * (G * H * (d + H) + 2 * G * H)
+    if L >= 1:  # layer 0 reads D features, the L - 1 layers above it read K * H
+        declared += K * (G * H * (D + H) + 2 * G * H)
+        declared += (L - 1) * K * (G * H * (K * H + H) + 2 * G * H)
     held = sum(int(a.size) for a in arrays.values())
     # small differences are named precisely by the full check after building
     if declared > 2 * held + 1_000_000:
@@ -289,11 +378,29 @@ def _check_arrays(arrays, expected, path):
 def save_checkpoint(path, arrays, state):
     """Write a checkpoint: ``arrays`` (name -> ndarray) and a JSON-able ``state`` dict, atomically."""
     st = _safetensors_numpy()
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    text = json.dumps(state)
     meta = {"format": _CKPT_FORMAT, "format_version": str(FORMAT_VERSION),
-            "state": json.dumps(state)}
-    blob = st.save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=meta)
+            "state": text, "sha256": _checkpoint_digest(text, arrays)}
+    blob = _save_safetensors(st, arrays, meta)
     atomic_write_bytes(path, blob)
     return os.fspath(path)
+
+
+def _checkpoint_digest(state_text, arrays):
+    """SHA-256 over the state JSON and the names, dtypes, shapes and bytes of ``arrays``.
+
+    A checkpoint has no config.json beside it to hold a checksum of the file,
+    so its header holds this digest of its content: a flipped bit in the
+    state or the tensors is found at load time instead of resuming from wrong
+    numbers.
+    """
+    h = hashlib.sha256(state_text.encode("utf-8"))
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(json.dumps([k, a.dtype.str, list(a.shape)]).encode("utf-8"))
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def load_checkpoint(path):
@@ -307,8 +414,14 @@ def load_checkpoint(path):
                              f"{meta.get('format_version')!r} (this rnnkit reads {FORMAT_VERSION})")
     try:
         state = json.loads(meta["state"])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, json.JSONDecodeError, RecursionError):
         raise ModelFileError(f"{path}: checkpoint state is missing or not JSON") from None
+    if not isinstance(state, dict):
+        raise ModelFileError(f"{path}: checkpoint state is not a JSON object")
+    digest = meta.get("sha256")  # absent in checkpoints written before it was added
+    if digest is not None and digest != _checkpoint_digest(meta["state"], arrays):
+        raise ModelFileError(f"{path}: corrupted checkpoint (its state and tensors do not "
+                             "match the checksum in its header)")
     return arrays, state
 
 

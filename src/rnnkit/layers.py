@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_dtype, as_generator, check_float, check_int
+from ._validation import as_array, as_dtype, as_generator, check_float, check_int
 
 __all__ = ["Dropout", "Embedding", "Linear", "OneHot"]
 
@@ -86,7 +86,7 @@ class Linear(_Layer):
 
 
 def _check_ids(ids, n, owner):
-    ids = np.asarray(ids)
+    ids = as_array(ids, "token ids", owner)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{owner}: Expected integer token ids, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= n):

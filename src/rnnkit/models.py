@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_dtype, as_generator, check_choice, check_float, check_int
+from ._validation import (
+    as_array,
+    as_dtype,
+    as_generator,
+    check_choice,
+    check_float,
+    check_int,
+)
 from .functional import cross_entropy, mse_loss, sample_logits
 from .layers import Embedding, Linear, OneHot
 from .recurrent import GRU, LSTM, RNN
@@ -210,9 +217,14 @@ class SequenceModel:
     # ------------------------------------------------------------ forward/backward
     def _encode(self, x):
         if self.encoder is None:
-            x = np.asarray(x)
+            x = as_array(x, "x", "SequenceModel")
             if x.dtype.kind in "iu" or x.dtype != self.dtype and x.dtype.kind == "f":
-                x = x.astype(self.dtype)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    cast = x.astype(self.dtype)
+                if cast.size and not np.isfinite(cast).all() and np.isfinite(x).all():
+                    raise ValueError(f"SequenceModel: x has values beyond the range of "
+                                     f"{self.dtype} (largest magnitude {np.abs(x).max():g})")
+                x = cast
             return x
         return self.encoder.forward(x)
 
@@ -267,6 +279,16 @@ class SequenceModel:
             raise RuntimeError("SequenceModel.backward: no forward pass to backpropagate through")
         _out_shape, state_n = self._cache
         self._cache = None
+        T, B = _out_shape[:2]
+        want = (T, B, self.output_size) if self.task == "many_to_many" else (B, self.output_size)
+        dy = as_array(dy, "dy", "SequenceModel.backward")
+        if dy.dtype.kind != "f":
+            raise TypeError(f"SequenceModel.backward: dy must be a float array shaped like y, "
+                            f"got dtype {dy.dtype}")
+        if dy.shape != want:
+            raise ValueError(f"SequenceModel.backward: Expected dy of the shape of y {want}, "
+                             f"got {dy.shape}")
+        dy = dy.astype(self.dtype, copy=False)
         d = self.head.backward(dy)
         if self.task == "many_to_many":
             d_e, _ = self.rnn.backward(d)

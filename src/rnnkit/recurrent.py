@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from ._validation import (
+    as_array,
     as_dtype,
     as_float_array,
     as_generator,
@@ -320,7 +321,7 @@ class RNNBase:
         if mask is not None and lengths is not None:
             raise ValueError(f"{name}: give lengths or mask, not both")
         if mask is not None:
-            m = np.asarray(mask)
+            m = as_array(mask, "mask", name)
             if not batched:
                 if m.shape != (T,):
                     raise ValueError(f"{name}: Expected mask of shape ({T},) for unbatched "
@@ -333,7 +334,8 @@ class RNNBase:
                 m = m.T
             lengths = _mask_to_lengths(m, T, B, name)
         if lengths is not None:
-            lengths = _check_lengths(np.atleast_1d(lengths), T, B, name)
+            lengths = _check_lengths(np.atleast_1d(as_array(lengths, "lengths", name)), T, B,
+                                     name)
             if lengths.min() == T:
                 lengths = None  # all full: the plain path gives the same numbers
         states = self._check_state(hx, B, batched)

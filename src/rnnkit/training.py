@@ -31,7 +31,7 @@ import numpy as np
 
 from . import optim
 from ._validation import check_choice, check_int
-from .io import load_checkpoint, save_checkpoint
+from .io import ModelFileError, load_checkpoint, save_checkpoint
 from .recurrent import lengths_to_mask
 
 __all__ = ["CHECKPOINT_NAME", "Trainer", "TrainerConfig", "TrainingError"]
@@ -256,26 +256,55 @@ class Trainer:
         """Restore a checkpoint written by :meth:`save_checkpoint` (same model architecture)."""
         path = path or self.checkpoint_path()
         arrays, state = load_checkpoint(path)
+        before = ({k: v.copy() for k, v in self.model.params.items()},
+                  self.optimizer.state_dict(), self.model.rng.bit_generator.state)
+        try:
+            self._restore(arrays, state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError) as exc:
+            # a damaged or foreign checkpoint: leave the trainer as it was, name the file
+            self.model.load_state_dict(before[0])
+            self.optimizer.load_state_dict(before[1])
+            self.model.rng.bit_generator.state = before[2]
+            raise ModelFileError(f"{path}: the checkpoint does not fit this model and "
+                                 f"trainer ({type(exc).__name__}: {exc})") from None
+        return state
+
+    def _restore(self, arrays, state):
         params = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
-        self.model.load_state_dict(params)
+        bad = sorted(k for k, v in arrays.items() if k.startswith(("model.", "optim."))
+                     and (v.dtype.kind != "f" or not np.isfinite(v).all()))
+        if bad:
+            raise ValueError(f"tensor {bad[0]} is not a finite float array")
         opt_state = {key: {"step": n} for key, n in state["optimizer"]["steps"].items()}
         for k, v in arrays.items():
             if k.startswith("optim."):
                 _, name, key = k.split(".", 2)
                 opt_state[key][name] = v
-        self.optimizer.load_state_dict({"defaults": state["optimizer"]["defaults"],
-                                        "state": opt_state})
-        pos = state["position"]
+        pos = dict(state["position"])
         pos["best_val"] = float(pos["best_val"])
-        self.pos = _Position(**pos)
-        self.model.rng.bit_generator.state = state["model_rng"]
+        pos = _Position(**pos)
+        for name in ("step", "epoch", "batch", "bad_evals"):
+            check_int(getattr(pos, name), f"position.{name}", minimum=0)
+        if not (isinstance(pos.history, dict) and set(pos.history) == set(_Position().history)
+                and all(isinstance(v, list) for v in pos.history.values())):
+            raise ValueError("position.history is not a dict of the recorded lists")
         n = state.get("carry")
         if n:
-            carry = tuple(arrays[f"carry.{i}"] for i in range(n))
-            self._carry = carry if n == 2 else carry[0]
+            carry = tuple(arrays[f"carry.{i}"] for i in range(check_int(n, "carry", minimum=0)))
+            carry = carry if n == 2 else carry[0]
+            rnn = getattr(self.model, "rnn", None)
+            if hasattr(rnn, "_check_state"):  # the state must fit the batch it is carried into
+                x = self._unpack(self.train_data[pos.batch % self.steps_per_epoch])[0]
+                rnn._check_state(carry, np.shape(x)[1] if np.ndim(x) > 1 else 1, True)
         else:
-            self._carry = None
-        return state
+            carry = None
+        self.model.load_state_dict(params)
+        self.optimizer.load_state_dict({"defaults": state["optimizer"]["defaults"],
+                                        "state": opt_state})
+        self.model.rng.bit_generator.state = state["model_rng"]
+        self.pos = pos
+        self._carry = carry
 
     # --------------------------------------------------------------------- fit
     def request_stop(self):
@@ -343,6 +372,12 @@ class Trainer:
                         optim.clip_grad_norm(model.grads, c.clip_grad_norm)
                     self._updating = True  # weights, optimizer and position change together
                     self.optimizer.step()
+                    bad = [k for k, p in model.params.items() if not np.isfinite(p).all()]
+                    if bad:  # the update itself overflowed: nothing good to save any more
+                        raise TrainingError(
+                            f"training stopped: the update of step {self.pos.step + 1} made "
+                            f"{bad[0]} non-finite (is the learning rate too high?); the "
+                            "checkpoint on disk, if any, is left as it was")
                     if c.stateful:
                         self._carry = state_n
                     self.pos.step += 1

@@ -11,6 +11,8 @@ import importlib
 import json
 import os
 import time
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -198,7 +200,10 @@ def _load_npz(path):
             arrays = {k: f[k] for k in f.files}
     except ValueError as exc:  # object arrays (pickles) and corrupt files
         raise ValueError(f"{path}: cannot read the .npz file ({exc})") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
+        # a truncated or corrupted zip archive (zipfile raises RuntimeError for a flag that
+        # says "encrypted"), or one compressed in a way zipfile cannot read
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
     unknown = sorted(set(arrays) - {"X", "y", "lengths"})
     if "y" not in arrays:

@@ -217,19 +217,23 @@ def as_padded(X, lengths=None, *, dtype=np.float64, name="X"):
         if pad.any():
             x[pad] = 0.0  # padding never reaches the model, whatever it held
     if not np.isfinite(x).all():
-        t, n = (int(v) for v in np.argwhere(~np.isfinite(x).any(axis=2))[0])
+        t, n = (int(v) for v in np.argwhere((~np.isfinite(x)).any(axis=2))[0])
         raise ValueError(f"{name} contains NaN or infinite values (first in sequence {n}, "
                          f"step {t})")
     return x, lengths
 
 
 def _check_lengths(lengths, N, T, name):
-    lengths = np.asarray(lengths)
-    if lengths.dtype.kind not in "iu":
-        if lengths.dtype.kind == "f" and lengths.size and np.all(lengths == np.round(lengths)):
-            lengths = lengths.astype(np.int64)
-        else:
-            raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    try:
+        lengths = np.asarray(lengths)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"lengths must be an array of shape ({N},), one per sequence of "
+                         f"{name} ({exc})") from None
+    # whole numbers stored as floats are accepted; they are cast after the range check
+    whole_floats = (lengths.dtype.kind == "f" and lengths.size and np.isfinite(lengths).all()
+                    and np.all(lengths == np.round(lengths)))
+    if lengths.dtype.kind not in "iu" and not whole_floats:
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
     if lengths.shape != (N,):
         raise ValueError(f"lengths must have shape ({N},), one per sequence of {name}, "
                          f"got {lengths.shape}")
@@ -327,6 +331,8 @@ class SequenceBatches:
         return N // B if self.drop_last else -(-N // B)
 
     def __getitem__(self, i):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"batch index must be an int, got {type(i).__name__}")
         if not -len(self) <= i < len(self):
             raise IndexError(f"batch index {i} out of range for {len(self)} batches")
         i %= len(self)

@@ -185,7 +185,12 @@ def last_window(series, window, *, exog=None, next_exog=None):
         if next_exog is None:
             raise ValueError("next_exog is required with exog: the covariates of the step "
                              "being forecast")
-        nxt = check_series(np.reshape(next_exog, (1, -1)), name="next_exog")
+        try:
+            nxt = np.reshape(next_exog, (1, -1))
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise ValueError(f"next_exog must be an array of numbers of shape (m,) ({exc})") \
+                from None
+        nxt = check_series(nxt, name="next_exog")
         if nxt.shape[1] != e.shape[1]:
             raise ValueError(f"next_exog has {nxt.shape[1]} columns, exog has {e.shape[1]}")
         future = np.concatenate([e, nxt])[-w:]  # X[n-w+1 .. n]
@@ -211,8 +216,8 @@ def split_series(series, test_size, *, exog=None):
     exog_train, exog_test : ndarray
         Only when ``exog`` is given.
     """
+    check_series(series, name="series", min_length=2)  # refuses ragged input by name
     a = np.asarray(series)
-    check_series(a, name="series", min_length=2)
     n = a.shape[0]
     if isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool):
         n_test = int(test_size)
@@ -226,8 +231,8 @@ def split_series(series, test_size, *, exog=None):
     parts = (a[: n - n_test], a[n - n_test:])
     if exog is None:
         return parts
+    _check_exog(exog, n, "exog")
     e = np.asarray(exog)
-    _check_exog(e, n, "exog")
     return parts + (e[: n - n_test], e[n - n_test:])
 
 
@@ -430,4 +435,7 @@ def scaler_from_dict(d):
     """Rebuild a scaler from :meth:`to_dict`'s output (e.g. read from a model file)."""
     if not isinstance(d, dict) or d.get("kind") not in _SCALERS:
         raise ValueError(f"not a saved scaler: {d!r}")
-    return _SCALERS[d["kind"]].from_dict(d)
+    try:
+        return _SCALERS[d["kind"]].from_dict(d)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"not a saved {d['kind']} scaler ({type(exc).__name__}: {exc})") from None

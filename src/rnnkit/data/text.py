@@ -65,9 +65,18 @@ def _check_positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _asarray(ids: object, name: str) -> np.ndarray:
+    """``np.asarray(ids)``, refusing ragged nested lists with a message naming ``name``."""
+    try:
+        return np.asarray(ids)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a 1-D array of integer ids, got a"
+                         f" {type(ids).__name__} that NumPy cannot convert ({exc})") from None
+
+
 def _as_ids(ids: object, name: str = "ids") -> np.ndarray:
     """Validate a 1-D array of non-negative integer ids; return it as int64 (no copy if int64)."""
-    arr = np.asarray(ids)
+    arr = _asarray(ids, name)
     if arr.size == 0 and arr.ndim == 1:  # e.g. [], which NumPy makes float64
         return np.zeros(0, dtype=np.int64)
     if arr.dtype.kind not in "iu":
@@ -77,6 +86,8 @@ def _as_ids(ids: object, name: str = "ids") -> np.ndarray:
         )
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D of shape (N,), got shape {arr.shape}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} has id {int(arr.max())}, beyond the int64 range")
     arr = arr.astype(np.int64, copy=False)
     if arr.size and arr.min() < 0:
         raise ValueError(f"{name} must be non-negative, got {int(arr.min())}")
@@ -398,7 +409,7 @@ class Vocabulary:
         ValueError
             If ``ids`` is not 1-D or has an id outside ``0 .. V-1``.
         """
-        arr = np.asarray(ids)
+        arr = _asarray(ids, "ids to decode")
         if arr.dtype.kind not in "iu":
             if arr.size == 0 and arr.ndim == 1:  # e.g. decode([])
                 return ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import as_array
 from .activations import log_softmax
 
 __all__ = ["cross_entropy", "mse_loss"]
@@ -20,7 +21,7 @@ def _mask_weights(mask, shape, dtype, name):
     """Return (weights, count): float weights of ``shape`` (1 = counted) and their sum."""
     if mask is None:
         return None, int(np.prod(shape))
-    mask = np.asarray(mask)
+    mask = as_array(mask, "mask", name)
     if mask.dtype != bool:
         raise TypeError(f"{name}: mask must be a boolean array, got dtype {mask.dtype}")
     if mask.shape != tuple(shape):
@@ -59,9 +60,17 @@ def cross_entropy(logits, target, mask=None):
     TypeError
         Non-integer targets.
     """
-    logits = np.asarray(logits)
-    target = np.asarray(target)
-    if logits.ndim < 1 or logits.shape[:-1] != target.shape:
+    logits = as_array(logits, "logits", "cross_entropy")
+    target = as_array(target, "target", "cross_entropy")
+    if logits.dtype.kind not in "iuf":
+        raise TypeError(f"cross_entropy: logits must be real numbers, got dtype {logits.dtype}")
+    if logits.ndim < 1 or logits.shape[-1] == 0:
+        raise ValueError(f"cross_entropy: Expected logits of shape (..., C) with C >= 1 "
+                         f"classes, got shape {logits.shape}")
+    if logits.size == 0:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} hold no position; "
+                         "the mean loss is undefined")
+    if logits.shape[:-1] != target.shape:
         raise ValueError(
             f"cross_entropy: Expected target of shape {logits.shape[:-1]} for logits of shape "
             f"{logits.shape}, got {target.shape}"
@@ -110,10 +119,17 @@ def mse_loss(pred, target, mask=None):
     loss : float
     d_pred : ndarray, same shape and dtype as ``pred``: ``2 (pred - target) / N``.
     """
-    pred = np.asarray(pred)
-    target = np.asarray(target)
+    pred = as_array(pred, "pred", "mse_loss")
+    target = as_array(target, "target", "mse_loss")
+    if pred.dtype.kind != "f":
+        raise TypeError(f"mse_loss: pred must be a float array, got dtype {pred.dtype}")
+    if target.dtype.kind not in "biuf":
+        raise TypeError(f"mse_loss: target must be real numbers, got dtype {target.dtype}")
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: Expected target of shape {pred.shape}, got {target.shape}")
+    if pred.size == 0:
+        raise ValueError(f"mse_loss: pred of shape {pred.shape} is empty; the mean loss is "
+                         "undefined")
     diff = pred - target.astype(pred.dtype, copy=False)
     if mask is not None and np.asarray(mask).shape == pred.shape[:-1] and pred.ndim >= 1:
         weights, count = _mask_weights(mask, pred.shape[:-1], pred.dtype, "mse_loss")

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from .._validation import as_array
+
 __all__ = ["sample_logits"]
 
 
@@ -73,7 +75,7 @@ def sample_logits(
     [1, 0]
     """
     # 1) validate
-    arr = np.asarray(logits)
+    arr = as_array(logits, "logits")
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"logits must be real numbers, got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
