@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -436,7 +438,7 @@ def test_resume_after_keyboard_interrupt_is_exact(rng, tmp_path, case):
 
 
 # ----------------------------------------------------------------------- output
-def test_progress_false_prints_nothing(rng, capsys):
+def test_progress_false_prints_nothing(rng, capsys, monkeypatch):
     train = sum_sign_batches(rng, 5)
     val = sum_sign_batches(rng, 1)
     Trainer(sum_sign_model(), quiet(epochs=2), train, val).fit()
@@ -444,6 +446,10 @@ def test_progress_false_prints_nothing(rng, capsys):
     assert out == "" and err == ""
     # the same run with the bar on does write (to stderr), so the check above can fail
     pytest.importorskip("tqdm")
+    Trainer(sum_sign_model(), TrainerConfig(epochs=2, progress=True), train, val).fit()
+    out, err = capsys.readouterr()
+    assert err == "", "no bar when stderr is not a terminal (log files get no updates)"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     Trainer(sum_sign_model(), TrainerConfig(epochs=2, progress=True), train, val).fit()
     out, err = capsys.readouterr()
     assert "10/10" in out + err

@@ -28,7 +28,7 @@ from .data.text import (
     uniform_baseline,
     unigram_baseline,
 )
-from .io import load_model, save_model
+from .io import _check_sizes, load_model, save_model
 from .models import SequenceModel
 from .training import Trainer, TrainerConfig, TrainingError
 
@@ -58,6 +58,12 @@ class CharLMSettings:
     val_fraction: float = 0.1  # the last part of the text, held out
     seed: int = 0  # initialization, dropout and data order
 
+    def __post_init__(self):
+        for f in dataclasses.fields(self):  # NumPy scalars -> Python numbers (JSON-able)
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                setattr(self, f.name, value.item())
+
 
 @dataclass
 class CharLMResult:
@@ -73,14 +79,21 @@ class CharLMResult:
     steps: int = 0  # optimizer steps done in all
 
 
+def build_config(vocab_size, settings):
+    """The :class:`SequenceModel` arguments for ``settings``, as ``SequenceModel.config()`` gives."""
+    s = settings
+    return {"input_size": vocab_size, "hidden_size": s.hidden_size, "output_size": vocab_size,
+            "cell": s.cell, "num_layers": s.num_layers, "nonlinearity": s.nonlinearity,
+            "encoder": "one_hot" if s.embedding_dim is None else "embedding",
+            "embedding_dim": s.embedding_dim, "dropout": s.dropout, "bidirectional": False,
+            "task": "many_to_many", "loss": "cross_entropy", "dtype": "float32"}
+
+
 def build_model(vocab_size, settings, dtype=np.float32):
     """The :class:`SequenceModel` for ``settings`` (embedding or one-hot -> RNN -> Linear)."""
-    s = settings
-    return SequenceModel(
-        vocab_size, s.hidden_size, vocab_size, cell=s.cell, num_layers=s.num_layers,
-        nonlinearity=s.nonlinearity,
-        encoder="one_hot" if s.embedding_dim is None else "embedding",
-        embedding_dim=s.embedding_dim, dropout=s.dropout, dtype=dtype, rng=s.seed)
+    cfg = build_config(vocab_size, settings)
+    cfg["dtype"] = dtype
+    return SequenceModel.from_config(cfg, rng=settings.seed)
 
 
 def prepare(text, settings):
@@ -176,15 +189,22 @@ def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_h
     from .training import CHECKPOINT_NAME
 
     path = os.path.join(os.fspath(out_dir), CHECKPOINT_NAME)
-    _, state = load_checkpoint(path)
+    arrays, state = load_checkpoint(path)
     meta = state.get("metadata") or {}
-    if meta.get("task") != TASK:
+    if not isinstance(meta, dict) or meta.get("task") != TASK:
         raise ModelFileError(f"{path}: not a checkpoint of a character-level model")
     try:
         settings = CharLMSettings(**meta["settings"])
         tc = TrainerConfig(**state["trainer_config"])
+        vocab_size = len(Vocabulary.from_json(meta["vocabulary"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid settings in the checkpoint ({exc})") from None
+    if not isinstance(meta.get("source"), (str, type(None))):
+        raise ModelFileError(f"{path}: the recorded text source is not a path")
+    # sizes the tensors in the file back, checked before any model is allocated
+    _check_sizes(build_config(vocab_size, settings),
+                 {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")},
+                 path)
     # checkpoints go where the run is now, even if its folder was moved or renamed
     tc = dataclasses.replace(tc, checkpoint_dir=os.fspath(out_dir))
     if progress is not None:

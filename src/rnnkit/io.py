@@ -73,12 +73,30 @@ def atomic_write_bytes(path, data):
     _fsync_folder(os.path.dirname(os.path.abspath(path)))
 
 
+def _json_scalar(obj):
+    """JSON for NumPy scalars and arrays in settings (``np.int64(8)`` -> ``8``)."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"cannot store a {type(obj).__name__} in a JSON file")
+
+
+def _file_mode(path):
+    """The mode a new file gets: the old file's, else 0o666 less the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _write_temp(path, data):
     """Write ``data`` to a new ``.<name>.*.tmp`` beside ``path``, flushed and fsynced; its path."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
     try:
+        os.fchmod(fd, _file_mode(path))  # mkstemp makes 0600; keep the umask's (or old file's)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -136,10 +154,21 @@ def _save_safetensors(st, tensors, metadata):
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
 
 
+def _check_regular(path, what):
+    """Refuse devices, FIFOs and sockets (a symlink to /dev/zero would never end)."""
+    import stat
+
+    mode = os.stat(path).st_mode  # FileNotFoundError for a missing file, as open() would
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ModelFileError(f"{path}: the {what} is {kind}")
+
+
 def _read_safetensors(path, what):
     """Return (arrays, metadata) from a safetensors file, or raise ModelFileError."""
     st = _safetensors_numpy()
     try:
+        _check_regular(path, what)
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
@@ -154,7 +183,7 @@ def _read_safetensors(path, what):
                              f"{header_len} bytes, file has {len(data) - 8})")
     try:
         header = json.loads(data[8:8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: bad JSON too
         raise ModelFileError(f"{path}: corrupted safetensors header (not JSON)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: corrupted safetensors header (not a JSON object)")
@@ -202,7 +231,7 @@ def save_model(directory, model, *, metadata=None):
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
         "metadata": metadata or {},
     }
-    text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(config, indent=2, ensure_ascii=False, default=_json_scalar) + "\n"
     # Both files are complete on disk before either is renamed into place. A crash
     # between the two renames leaves the new weights beside the old config.json, and
     # the new config in its temporary file, which load_model then finds by checksum.
@@ -235,14 +264,15 @@ def read_config(directory):
 def _parse_config(path):
     """Read and check a model config file; returns the dict or raises ModelFileError."""
     try:
+        _check_regular(path, "model config")
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: model config not found") from None
     except OSError as exc:  # e.g. a folder named config.json, no permission
         raise ModelFileError(f"{path}: cannot read the model config ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: bad JSON,
+        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None  # too-long integers
     if not isinstance(config, dict) or config.get("format") != _FORMAT:
         raise ModelFileError(f"{path}: not an rnnkit model config (format field missing)")
     version = config.get("format_version")
@@ -379,7 +409,7 @@ def save_checkpoint(path, arrays, state):
     """Write a checkpoint: ``arrays`` (name -> ndarray) and a JSON-able ``state`` dict, atomically."""
     st = _safetensors_numpy()
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    text = json.dumps(state)
+    text = json.dumps(state, default=_json_scalar)
     meta = {"format": _CKPT_FORMAT, "format_version": str(FORMAT_VERSION),
             "state": text, "sha256": _checkpoint_digest(text, arrays)}
     blob = _save_safetensors(st, arrays, meta)
@@ -414,7 +444,7 @@ def load_checkpoint(path):
                              f"{meta.get('format_version')!r} (this rnnkit reads {FORMAT_VERSION})")
     try:
         state = json.loads(meta["state"])
-    except (KeyError, json.JSONDecodeError, RecursionError):
+    except (KeyError, ValueError, RecursionError):
         raise ModelFileError(f"{path}: checkpoint state is missing or not JSON") from None
     if not isinstance(state, dict):
         raise ModelFileError(f"{path}: checkpoint state is not a JSON object")

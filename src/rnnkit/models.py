@@ -194,9 +194,13 @@ class SequenceModel:
         """Copy arrays into the parameters in place; every key must match in name and shape."""
         missing = sorted(set(self.params) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(self.params))
-        bad = [f"{k}: expected {self.params[k].shape}, got {np.shape(state_dict[k])}"
-               for k in self.params if k in state_dict
-               and np.shape(state_dict[k]) != self.params[k].shape]
+        arrays = {k: np.asarray(v) for k, v in state_dict.items() if k in self.params}
+        bad = [f"{k}: expected {self.params[k].shape}, got {a.shape}"
+               for k, a in arrays.items() if a.shape != self.params[k].shape]
+        bad += [f"{k}: expected a float array, got dtype {a.dtype}"
+                for k, a in arrays.items() if a.dtype.kind != "f"]
+        bad += [f"{k}: contains NaN or infinite values"
+                for k, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
         if missing or unexpected or bad:
             parts = []
             if missing:
@@ -204,10 +208,10 @@ class SequenceModel:
             if unexpected:
                 parts.append(f"unexpected {', '.join(unexpected)}")
             if bad:
-                parts.append(f"wrong shape {'; '.join(bad)}")
+                parts.append("; ".join(bad))
             raise ValueError("state_dict does not match the model: " + "; ".join(parts))
-        for k, v in state_dict.items():
-            self.params[k][...] = v
+        for k, a in arrays.items():  # everything was checked first: no half-loaded model
+            self.params[k][...] = a
         return self
 
     def __repr__(self):

@@ -490,7 +490,7 @@ class RNNBase:
         if self._cache is None:
             raise RuntimeError(f"{name}.backward: no forward pass to backpropagate through "
                                "(call forward first; each forward allows one backward)")
-        cache, self._cache = self._cache, None
+        cache = self._cache  # consumed only once the arguments are known to be good
         T, B, _D = cache["shape"]
         batched = cache["batched"]
         H, K, L = self.hidden_size, self.num_directions, self.num_layers
@@ -505,6 +505,7 @@ class RNNBase:
                 d_output = d_output.transpose(1, 0, 2)
             check_shape(d_output, out_shape, "d_output (time-major)", f"{name}.backward")
         dstates = self._check_dstate(d_hx, B, batched)
+        self._cache = None
         step_mask, rev_idx = cache["mask"], cache["rev_idx"]
         d_h0 = np.zeros((L * K, B, R), self.dtype)
         d_c0 = np.zeros((L * K, B, H), self.dtype) if self.mode == "LSTM" else None

@@ -92,12 +92,12 @@ class _CellBase:
         gx = x @ self.params["weight_ih"].T  # (B, G*H)
         return gx[None]  # (1, B, G*H): a one-step sequence
 
-    def _take_cache(self):
+    def _peek_cache(self):
+        """The forward step's cache; backward releases it once its arguments check out."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward: no forward step to "
                                "backpropagate through")
-        cache, self._cache = self._cache, None
-        return cache
+        return self._cache
 
     def _accumulate(self, x, h_prev, dgx, dgh):
         g = self.grads
@@ -158,8 +158,9 @@ class RNNCell(_CellBase):
 
     def backward(self, d_h):
         """``d_h`` (B, H): gradient of the new state. Returns ``(d_input, d_hx)``."""
-        x, h, cache, batched = self._take_cache()
+        x, h, cache, batched = self._peek_cache()
         d_h = self._grad_in(d_h, x.shape[0], batched, "d_h")
+        self._cache = None
         dpre, dh_prev = rnn_backward(None, d_h, cache, self.params["weight_hh"])
         dx = self._accumulate(x, h, dpre[0], dpre[0])
         return (dx, dh_prev) if batched else (dx[0], dh_prev[0])
@@ -199,10 +200,11 @@ class LSTMCell(_CellBase):
     __call__ = forward
 
     def backward(self, d_h, d_c=None):
-        x, h, cache, batched = self._take_cache()
+        x, h, cache, batched = self._peek_cache()
         B = x.shape[0]
         d_h = self._grad_in(d_h, B, batched, "d_h")
         d_c = self._grad_in(d_c, B, batched, "d_c")
+        self._cache = None
         dgates, dh_prev, dc_prev = lstm_backward(None, d_h, d_c, cache, self.params["weight_hh"])
         dx = self._accumulate(x, h, dgates[0], dgates[0])
         if batched:
@@ -239,8 +241,9 @@ class GRUCell(_CellBase):
     __call__ = forward
 
     def backward(self, d_h):
-        x, h, cache, batched = self._take_cache()
+        x, h, cache, batched = self._peek_cache()
         d_h = self._grad_in(d_h, x.shape[0], batched, "d_h")
+        self._cache = None
         dgx, dgh_n, dh_prev = gru_backward(None, d_h, cache, self.params["weight_hh"])
         dgh = np.concatenate([dgx[0][:, : 2 * self.hidden_size], dgh_n[0]], axis=1)  # (B, 3H)
         dx = self._accumulate(x, h, dgx[0], dgh)

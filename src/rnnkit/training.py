@@ -72,6 +72,10 @@ class TrainerConfig:
     checkpoint_every: int = 0  # also checkpoint every N steps; 0: only at the end (and on stop)
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # NumPy scalars -> Python numbers (JSON-able)
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                setattr(self, f.name, value.item())
         check_choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
         for name in ("epochs", "max_steps", "max_eval_batches", "early_stopping_patience"):
             value = getattr(self, name)
@@ -344,6 +348,10 @@ class Trainer:
         model = self.model
         self.interrupted = self._stop
         self._updating = False
+        self._rng_at_step = None  # set while a step has not reached its update
+        if (c.early_stopping_patience is not None
+                and self.pos.bad_evals >= c.early_stopping_patience):
+            return self.history  # this run already stopped early; resuming keeps it stopped
         model.train()
         bar = self._bar = self._progress_bar()
         start = time.perf_counter()
@@ -363,6 +371,9 @@ class Trainer:
                     loss, dy = model.loss(y, target, self._loss_mask(y, lengths))
                     if not math.isfinite(loss):
                         self._fail(f"the loss is {loss} at step {self.pos.step + 1}")
+                    if not np.isfinite(dy).all():
+                        self._fail(f"the gradient of the loss is not finite at step "
+                                   f"{self.pos.step + 1}")
                     model.backward(dy)
                     bad = [k for k, g in model.grads.items() if not np.isfinite(g).all()]
                     if bad:
@@ -383,6 +394,7 @@ class Trainer:
                     self.pos.step += 1
                     self.pos.batch += 1
                     self._updating = False
+                    self._rng_at_step = None  # the step is complete: nothing to undo
                     model.zero_grad()
                     run_loss += loss
                     run_n += 1
@@ -390,8 +402,9 @@ class Trainer:
                         bar.update(1)
                         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
                     end_of_epoch = self.pos.batch == self.steps_per_epoch
-                    if (c.eval_every and self.pos.step % c.eval_every == 0) or (
-                            end_of_epoch and not c.eval_every) or self.pos.step == self.total_steps:
+                    due = (c.eval_every and self.pos.step % c.eval_every == 0) or (
+                        end_of_epoch and not c.eval_every) or self.pos.step == self.total_steps
+                    if due and not self.interrupted:  # a requested stop skips validation
                         self._record(run_loss / max(run_n, 1), start)
                         run_loss, run_n = 0.0, 0
                     if c.checkpoint_every and self.pos.step % c.checkpoint_every == 0 \
@@ -419,12 +432,17 @@ class Trainer:
         return self.history
 
     def _undo_partial_step(self):
-        """Forget a step that did not reach the update: gradients, cache and its dropout draws."""
+        """Forget a step that did not reach its update: gradients, cache and its dropout draws.
+
+        A step that completed (the interrupt struck during validation or a
+        checkpoint write) is kept as it is.
+        """
         self.model.zero_grad()
         self.model._cache = None
         state = getattr(self, "_rng_at_step", None)
         if state is not None:
             self.model.rng.bit_generator.state = state
+            self._rng_at_step = None
 
     def _fail(self, what):
         """Stop on a non-finite value, keeping the last good state on disk."""
@@ -478,5 +496,6 @@ class Trainer:
         except ImportError:
             raise ImportError("the progress bar needs tqdm: pip install 'rnnkit[cli]' "
                               "(or set TrainerConfig.progress=False)") from None
+        # disable=None: no bar when stderr is not a terminal (a log file gets no \r updates)
         return tqdm(total=self.total_steps, initial=self.pos.step, unit="step",
-                    dynamic_ncols=True, leave=True)
+                    dynamic_ncols=True, leave=True, disable=None)
