@@ -23,8 +23,8 @@ def _vocab_ids():
 def _trainer(folder, **cfg):
     v, ids = _vocab_ids()
     m = SequenceModel(len(v), 8, len(v), encoder="embedding", num_layers=2, dropout=0.3, rng=0)
-    config = dict(max_steps=30, eval_every=10, stateful=True, progress=False,
-                  checkpoint_dir=os.fspath(folder))
+    config = {"max_steps": 30, "eval_every": 10, "stateful": True, "progress": False,
+                  "checkpoint_dir": os.fspath(folder)}
     config.update(cfg)
     return m, Trainer(m, TrainerConfig(**config), TextStream(ids[:8000], 4, 8),
                       TextStream(ids[8000:], 2, 8))
@@ -33,7 +33,7 @@ def _trainer(folder, **cfg):
 def test_interrupt_during_validation_resumes_bit_identically(tmp_path):
     ma, ta = _trainer(tmp_path / "a")
     ta.fit()
-    mb, tb = _trainer(tmp_path / "b")
+    _mb, tb = _trainer(tmp_path / "b")
     evaluate = tb.evaluate
 
     def interrupted(*a, **k):  # the step's update is done; its validation is cut short
@@ -52,7 +52,7 @@ def test_interrupt_during_validation_resumes_bit_identically(tmp_path):
 
 
 def test_numpy_scalars_in_the_config_do_not_lose_the_run(tmp_path):
-    m, t = _trainer(tmp_path, max_steps=np.int64(5), lr=np.float32(0.01), seed=np.int64(0),
+    _m, t = _trainer(tmp_path, max_steps=np.int64(5), lr=np.float32(0.01), seed=np.int64(0),
                     clip_grad_norm=np.float32(1.0))
     t.fit()
     _, state = load_checkpoint(tmp_path / "checkpoint.safetensors")
@@ -84,12 +84,12 @@ def test_non_finite_loss_gradient_is_a_training_error_with_a_checkpoint(tmp_path
 
 
 def test_resuming_an_early_stopped_run_keeps_it_stopped(tmp_path):
-    m, t = _trainer(tmp_path, lr=1e-12, eval_every=1, early_stopping_patience=1,
+    _m, t = _trainer(tmp_path, lr=1e-12, eval_every=1, early_stopping_patience=1,
                     min_delta=1.0, max_steps=50)
     t.fit()
     stopped_at = t.pos.step
     assert stopped_at < 50
-    m2, t2 = _trainer(tmp_path, lr=1e-12, eval_every=1, early_stopping_patience=1,
+    _m2, t2 = _trainer(tmp_path, lr=1e-12, eval_every=1, early_stopping_patience=1,
                       min_delta=1.0, max_steps=50)
     t2.load_checkpoint()
     t2.fit()
@@ -98,7 +98,7 @@ def test_resuming_an_early_stopped_run_keeps_it_stopped(tmp_path):
 
 def test_backward_with_a_bad_argument_keeps_the_cache():
     layer = rnnkit.LSTM(4, 3, rng=0)
-    out, _ = layer.forward(np.ones((5, 2, 4), np.float32))
+    _out, _ = layer.forward(np.ones((5, 2, 4), np.float32))
     with pytest.raises(TypeError):
         layer.backward(np.ones((5, 2, 3)))  # float64 into a float32 layer
     d_x, _ = layer.backward(np.ones((5, 2, 3), np.float32))  # the corrected call works
