@@ -32,7 +32,7 @@ def test_benchmark_reports_every_cell_and_extra():
     assert [m["cell"] for m in res["memory"]] == ["lstm", "gru", "rnn"]
     # a training step allocates at least the activations BPTT keeps
     assert all(m["peak_bytes"] >= m["activation_bytes"] for m in res["memory"])
-    assert res["charlm"]["min_char_rnn"] > 0 and res["charlm"]["rnnkit_batched"] > 0
+    assert 0 < res["charlm"]["min_char_rnn"] < 1e8 and 0 < res["charlm"]["rnnkit_batched"] < 1e9
     md = format_markdown(res)
     for heading in ("## LSTM", "## GRU", "## RNN", "## GEMM throughput", "## Memory",
                     "## Character-level model"):

@@ -231,24 +231,35 @@ def _min_char_rnn_chars_per_second(text_ids, V, H, seq, seconds):
 
 
 def _rnnkit_chars_per_second(text_ids, V, H, seq, batch, cell, seconds):
-    """Characters trained per second by rnnkit's character model (Trainer step)."""
+    """Characters trained per second by rnnkit's character model (Trainer steps)."""
     from .data.text import TextStream
     from .models import SequenceModel
     from .training import Trainer, TrainerConfig
 
+    class _Timed:  # the training stream, asking the trainer to stop once time is up
+        def __init__(self, stream):
+            self.stream, self.start, self.trainer = stream, None, None
+
+        def __len__(self):
+            return len(self.stream)
+
+        def __getitem__(self, i):
+            if self.start is None:
+                self.start = time.perf_counter()
+            elif time.perf_counter() - self.start >= seconds:
+                self.trainer.request_stop()
+            return self.stream[i]
+
     model = SequenceModel(V, H, V, cell=cell, encoder="one_hot", rng=0)
-    stream = TextStream(text_ids, batch, seq)
+    data = _Timed(TextStream(text_ids, batch, seq))
     trainer = Trainer(model, TrainerConfig(max_steps=10**9, epochs=None, progress=False,
                                            stateful=True, optimizer="adagrad", lr=0.1,
-                                           eval_every=10**9), stream)
-    trainer.request_stop()  # one step to warm up
+                                           eval_every=10**9), data)
+    data.trainer = trainer
     trainer.fit()
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
-        trainer.request_stop()
-        trainer.fit()
-        steps += 1
-    return steps * seq * batch / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - data.start
+    # the first batch started the clock; the steps after it fill the elapsed time
+    return max(trainer.pos.step - 1, 1) * seq * batch / elapsed
 
 
 def run(cfg=None, log=print):
@@ -258,9 +269,9 @@ def run(cfg=None, log=print):
     from threadpoolctl import threadpool_info, threadpool_limits
 
     torch.set_num_threads(cfg.threads)
-    results = {"config": asdict(cfg), "machine": _machine(torch, threadpool_info),
-               "rows": [], "gemm": None, "memory": [], "charlm": None}
     with threadpool_limits(cfg.threads):
+        results = {"config": asdict(cfg), "machine": _machine(torch, threadpool_info),
+                   "rows": [], "gemm": None, "memory": [], "charlm": None}
         for cell in cfg.cells:
             for B in cfg.batch_sizes:
                 for T in cfg.lengths:
