@@ -14,6 +14,7 @@ import sys
 import threading
 
 from . import __version__
+from .task_cli import TASK_EPILOG, add_task_options, task_default
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -90,7 +91,7 @@ def build_parser():
 
     tr = sub.add_parser(
         "train", formatter_class=_Formatter,
-        help="train a character-level language model on a text",
+        help="train a character-level language model, a forecaster or a classifier",
         description=(
             "Train a character-level recurrent language model, report the validation loss\n"
             "in nats and bits per character beside the uniform and unigram baselines, save\n"
@@ -103,17 +104,20 @@ def build_parser():
                 "  rnnkit train --resume runs/charlm               # after Ctrl-C or a kill\n"
                 "  rnnkit sample runs/charlm --prime 'The ' --temperature 0.7\n\n"
                 "Ctrl-C or SIGTERM stops after the current step, saves the model and the\n"
-                "checkpoint, and exits with status 130 (143 for SIGTERM)."))
-    tr.add_argument("text_file", nargs="?", metavar="TEXT_FILE",
-                    help="UTF-8 text file to train on (default: the built-in corpus)")
+                "checkpoint, and exits with status 130 (143 for SIGTERM).\n\n"
+                + TASK_EPILOG))
+    tr.add_argument("text_file", nargs="?", metavar="FILE",
+                    help="UTF-8 text file to train on (default: the built-in corpus); with "
+                         "--task forecast a CSV series, with --task classify an .npz or CSV "
+                         "file of labelled sequences")
     tr.add_argument("--resume", metavar="DIR", default=None,
                     help="continue the run saved in DIR (its checkpoint.safetensors) exactly "
                          "where it stopped; the other options come from the checkpoint")
     g = tr.add_argument_group("model")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell")
-    g.add_argument("--hidden-size", type=_positive_int, default=256,
-                   help="units per recurrent layer")
+    g.add_argument("--hidden-size", type=_positive_int, default=task_default(256, 64),
+                   help="units per recurrent layer (64 with --task forecast or classify)")
     g.add_argument("--num-layers", type=_positive_int, default=1, help="stacked layers")
     g.add_argument("--nonlinearity", choices=("tanh", "relu", "sigmoid"), default="tanh",
                    help="activation of --cell rnn")
@@ -128,7 +132,8 @@ def build_parser():
                    help="parallel streams per batch")
     g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"),
                    default="adam", help="optimizer (torch.optim's numerics)")
-    g.add_argument("--lr", type=_positive_float, default=3e-3, help="peak learning rate")
+    g.add_argument("--lr", type=_positive_float, default=task_default(3e-3, 1e-3),
+                   help="peak learning rate (0.001 with --task forecast or classify)")
     g.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule (cosine decays to --lr / 10)")
     g.add_argument("--clip", type=_positive_float, default=5.0,
@@ -143,8 +148,12 @@ def build_parser():
                    help="validate every N steps (0: once per epoch)")
     g.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of initialization, dropout and sampling")
-    g.add_argument("--out", default=os.path.join("runs", "charlm"), metavar="DIR",
-                   help="folder for model.safetensors, config.json and the checkpoint")
+    g.add_argument("--out", metavar="DIR",
+                   default=task_default(os.path.join("runs", "charlm"),
+                                        {"forecast": os.path.join("runs", "forecast"),
+                                         "classify": os.path.join("runs", "classify")}),
+                   help="folder for model.safetensors, config.json and the checkpoint "
+                        "(runs/forecast or runs/classify with --task)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = tr.add_argument_group("sample after training")
     g.add_argument("--sample-length", type=_non_negative_int, default=400,
@@ -152,6 +161,7 @@ def build_parser():
     g.add_argument("--temperature", type=_temperature, default=0.8,
                    help="sampling temperature (0: greedy)")
     g.add_argument("--prime", default="", help="text the sample starts from")
+    add_task_options(tr)
     tr.add_argument("--debug", action="store_true", help="show tracebacks")
 
     sa = sub.add_parser(
@@ -236,6 +246,12 @@ def _finish_train(args, result, stopper, out_dir):
 
 
 def _cmd_train(args):
+    from .task_cli import check_task_options, resolve_task_defaults, run_train_task
+
+    check_task_options(args)
+    resolve_task_defaults(args)
+    if args.task != "text":
+        return run_train_task(args)
     from .charlm import CharLMSettings, resume_char_model, train_char_model
     from .data.text import BUILTIN_CORPUS_NAME, builtin_corpus, read_text
     from .training import TrainerConfig
