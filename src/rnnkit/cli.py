@@ -20,7 +20,13 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows each option's default, unless there is none or the help already states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, "", False) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -245,6 +251,29 @@ def _finish_train(args, result, stopper, out_dir):
     return EXIT_OK
 
 
+def _options_given(args, exclude=()):
+    """The train options set to something other than their default, as --names."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    return [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+            if k in defaults and k not in exclude and v != defaults[k]]
+
+
+def _check_out_dir(out):
+    """Make sure --out can hold the model before any time is spent training."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file; it must be a folder (it will hold "
+                         "model.safetensors, config.json and checkpoint.safetensors)")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out}: the folder is not writable")
+    if os.path.exists(os.path.join(out, "checkpoint.safetensors")):
+        print(f"rnnkit: {out} holds an earlier run; it will be replaced "
+              f"(rnnkit train --resume {out} continues it instead)", file=sys.stderr)
+
+
 def _cmd_train(args):
     from .task_cli import check_task_options, resolve_task_defaults, run_train_task
 
@@ -258,6 +287,11 @@ def _cmd_train(args):
 
     stopper = _StopOnSignal()
     if args.resume:
+        ignored = _options_given(args, exclude=("resume", "text_file", "no_progress", "debug",
+                                                "task", "sample_length", "temperature", "prime"))
+        if ignored:
+            print(f"rnnkit: --resume continues with the checkpoint's settings; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
         text = read_text(args.text_file) if args.text_file else None
         try:
             result = resume_char_model(args.resume, text, progress=not args.no_progress,
@@ -280,6 +314,7 @@ def _cmd_train(args):
     if unknown:  # found now, not after training
         raise ValueError(f"--prime has character(s) {', '.join(map(repr, unknown))} that the "
                          "training text does not contain, so the model cannot read them")
+    _check_out_dir(args.out)  # after the input checks, before any time is spent training
     settings = CharLMSettings(
         cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
         nonlinearity=args.nonlinearity,
@@ -336,6 +371,12 @@ def main(argv=None):
             raise
         print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError:
+        if args.debug:
+            raise
+        print(f"rnnkit {args.command}: error: out of memory (are the sizes what you meant?)",
+              file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover
