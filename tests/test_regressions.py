@@ -166,3 +166,28 @@ def test_saved_files_follow_the_umask(tmp_path):
     for name in ("model.safetensors", "config.json"):
         assert stat.S_IMODE(os.stat(tmp_path / "m" / name).st_mode) == 0o644
     shutil.rmtree(tmp_path / "m")
+
+
+def test_ctrnn_models_save_load_and_inspect(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from rnnkit import CTRNNModel
+    from rnnkit.cli import main
+
+    m = CTRNNModel(3, 10, 2, dale_ratio=0.8, rng=0)
+    save_model(tmp_path / "m", m)
+    loaded, _ = load_model(tmp_path / "m")
+    assert type(loaded) is CTRNNModel
+    assert all(np.array_equal(m.params[k], loaded.params[k]) for k in m.params)
+    assert main(["inspect", str(tmp_path / "m"), "--out", str(tmp_path / "png")]) == 0
+    assert (tmp_path / "png" / "states.png").stat().st_size > 0
+
+
+def test_unknown_model_kind_is_refused(tmp_path):
+    import json
+
+    save_model(tmp_path / "m", SequenceModel(3, 4, 2, rng=0))
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["kind"] = "Pickle"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="unknown model kind"):
+        load_model(tmp_path / "m")

@@ -226,6 +226,7 @@ def save_model(directory, model, *, metadata=None):
     config = {
         "format": _FORMAT,
         "format_version": FORMAT_VERSION,
+        "kind": type(model).__name__,  # SequenceModel or CTRNNModel
         "model": model.config(),
         "weights": WEIGHTS_NAME,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
@@ -301,9 +302,15 @@ def load_model(directory):
         corrupted file, weights that do not match the config (missing, extra
         or mis-shaped tensors, wrong dtype, a changed checksum).
     """
+    from .ctrnn import CTRNNModel
     from .models import SequenceModel
 
     config = read_config(directory)
+    kinds = {"SequenceModel": SequenceModel, "CTRNNModel": CTRNNModel}
+    kind = config.get("kind", "SequenceModel")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ModelFileError(f"{os.path.join(directory, CONFIG_NAME)}: unknown model kind "
+                             f"{kind!r} (this rnnkit reads {', '.join(kinds)})")
     wpath = os.path.join(os.fspath(directory), WEIGHTS_NAME)
     arrays, _ = _read_safetensors(wpath, "model weights")
     try:
@@ -318,7 +325,7 @@ def load_model(directory):
                                  "differs: the files come from different saves)")
     _check_sizes(config["model"], arrays, wpath)
     try:
-        model = SequenceModel.from_config(config["model"], rng=0)
+        model = kinds[kind].from_config(config["model"], rng=0)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{os.path.join(directory, CONFIG_NAME)}: invalid model "
                              f"config ({exc})") from None
@@ -364,6 +371,17 @@ def _check_sizes(cfg, arrays, path):
     make the model allocate memory the file does not back. Smaller mismatches
     are named tensor by tensor by the full check after the model is built.
     """
+    if "cell" not in cfg and {"hidden_size", "input_size", "output_size"} <= set(cfg):
+        try:  # a CTRNN: W_rec (H, H), W_in (H, D), read-out (C, H), biases and h0
+            H, D, C = (int(cfg[k]) for k in ("hidden_size", "input_size", "output_size"))
+        except (TypeError, ValueError, OverflowError):
+            return
+        declared = H * (H + D + 2) + C * (H + 1)
+        held = sum(int(a.size) for a in arrays.values())
+        if declared > 2 * held + 1_000_000:
+            raise ModelFileError(f"{path}: the config declares {declared:,} parameters but the "
+                                 f"file holds {held:,} values")
+        return
     try:
         G = {"lstm": 4, "gru": 3, "rnn": 1}[cfg["cell"]]
         H, C, V = (int(cfg[k]) for k in ("hidden_size", "output_size", "input_size"))

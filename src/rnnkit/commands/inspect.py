@@ -117,11 +117,11 @@ def run(args):
         model, x, labels = _char_input(args.model_dir, metadata, args.text)
     else:
         if args.text is not None:
-            if model.encoder_kind == "dense":
+            if getattr(model, "encoder_kind", "dense") == "dense":
                 raise ValueError("this model reads features, not text: give --input FILE.npy")
             raise ValueError("this model has no vocabulary saved with it; --text needs a "
                              "character model from 'rnnkit train'")
-        if model.encoder_kind != "dense":
+        if getattr(model, "encoder_kind", "dense") != "dense":
             raise ValueError("this token model has no vocabulary saved with it to encode a "
                              "text; inspect works on character models from 'rnnkit train' "
                              "and on models of features")
@@ -134,20 +134,23 @@ def run(args):
         internals = rnn.internals()
     written = []
     T = x.shape[0]
-    top = f"_l{rnn.num_layers - 1}"
+    num_layers = getattr(rnn, "num_layers", 1)  # a CTRNN is one layer
+    mode = getattr(rnn, "mode", type(rnn).__name__)
+    top = f"_l{num_layers - 1}"
 
     # 1) hidden states (and cell states) of every layer
-    states = {k: v[:, 0] for k, v in internals.items() if k.split("_l")[0] in ("h", "c")}
+    state_names = ("h", "c", "r") if mode == "CTRNN" else ("h", "c")  # r: a CTRNN's rates
+    states = {k: v[:, 0] for k, v in internals.items() if k.split("_l")[0] in state_names}
     written.append(plot_states(states, os.path.join(out, "states.png"), xlabels=labels,
                                max_units=args.max_units,
                                title=f"{rnn!r}: states per step"))
     # 2) gates of the top layer
-    gate_names = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}.get(rnn.mode, ())
+    gate_names = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}.get(mode, ())
     if gate_names:
         gates = {g + top: internals[g + top][:, 0] for g in gate_names}
         written.append(plot_states(gates, os.path.join(out, "gates.png"), xlabels=labels,
                                    max_units=args.max_units,
-                                   title=f"{rnn.mode} gates of layer {rnn.num_layers - 1}"))
+                                   title=f"{mode} gates of layer {num_layers - 1}"))
     # 3) saliency of the prediction at the last step
     last = y[-1, 0] if y.ndim == 3 else y[0]
     cls = int(np.argmax(last))
@@ -169,7 +172,7 @@ def run(args):
         pca = fit_pca(h, k)
         written.append(plot_trajectories(project(h, pca), os.path.join(out, "trajectories.png"),
                                          pca=pca, labels=labels,
-                                         title=f"state of layer {rnn.num_layers - 1} over "
+                                         title=f"state of layer {num_layers - 1} over "
                                                f"{T} steps"))
     for path in written:
         print(path)
