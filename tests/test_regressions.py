@@ -191,3 +191,34 @@ def test_unknown_model_kind_is_refused(tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="unknown model kind"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimator_metadata_that_contradicts_the_weights_is_refused(tmp_path):
+    import json
+
+    pytest.importorskip("sklearn")
+    from rnnkit.estimators import RNNClassifier, RNNForecaster, load_estimator
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 6, 2))
+    RNNClassifier(hidden_size=4, max_iter=2, random_state=0).fit(X, np.arange(20) % 4).save(
+        tmp_path / "c")
+    RNNForecaster(window=3, hidden_size=4, max_iter=2, random_state=0).fit(
+        rng.standard_normal(50)).save(tmp_path / "f")
+    for folder, edit, match in (
+            ("c", lambda m: m["fitted"]["classes_"].__setitem__("values", [0]), "1 classes"),
+            ("c", lambda m: m["params"].__setitem__("hidden_size", 5), "hidden_size"),
+            ("f", lambda m: m["params"].__setitem__("window", 0), "window")):
+        load_estimator(tmp_path / folder)  # loads before the edit
+        path = tmp_path / folder / "config.json"
+        cfg = json.loads(path.read_text())
+        edit(cfg["metadata"])
+        path.write_text(json.dumps(cfg))
+        with pytest.raises(ModelFileError, match=match):
+            load_estimator(tmp_path / folder)
+        cfg = json.loads(path.read_text())  # restore for the next edit
+        shutil.rmtree(tmp_path / folder)
+        if folder == "c":
+            RNNClassifier(hidden_size=4, max_iter=2, random_state=0).fit(
+                X, np.arange(20) % 4).save(tmp_path / "c")

@@ -425,10 +425,30 @@ class _RNNBase(BaseEstimator):
         try:
             est = kind(**meta["params"])
             est._restore_state(meta["fitted"])
-        except (KeyError, TypeError, ValueError) as exc:
+            problem = est._mismatch(model)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise rio.ModelFileError(f"{where}: invalid estimator metadata ({exc})") from None
+        if problem:  # the JSON was edited or comes from another save than the weights
+            raise rio.ModelFileError(f"{where}: the estimator metadata does not match the "
+                                     f"weights: {problem}")
         est.model_ = model
         return est
+
+    def _mismatch(self, model):
+        """What in the restored attributes contradicts ``model`` (None if nothing)."""
+        for name, have in (("hidden_size", model.hidden_size), ("num_layers", model.num_layers),
+                           ("cell", model.cell)):
+            want = getattr(self, name, have)
+            if want != have:
+                return f"{name} is {want!r} in the metadata and {have!r} in the weights"
+        classes = getattr(self, "classes_", None)
+        if classes is not None and len(classes) != model.output_size:
+            return (f"{len(classes)} classes in the metadata, {model.output_size} outputs "
+                    "in the weights")
+        window = getattr(self, "window", None)
+        if window is not None and (not isinstance(window, int) or window < 1):
+            return f"window must be a positive integer, got {window!r}"
+        return None
 
 
 def load_estimator(path):
