@@ -14,6 +14,7 @@ import sys
 import threading
 
 from . import __version__
+from ._argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from .task_cli import TASK_EPILOG, add_task_options, task_default
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -34,56 +35,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
-    return value
-
-
-def _temperature(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
 
 
 def build_parser():
@@ -122,37 +73,37 @@ def build_parser():
     g = tr.add_argument_group("model")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell")
-    g.add_argument("--hidden-size", type=_positive_int, default=task_default(256, 64),
+    g.add_argument("--hidden-size", type=positive_int, default=task_default(256, 64),
                    help="units per recurrent layer (64 with --task forecast or classify)")
-    g.add_argument("--num-layers", type=_positive_int, default=1, help="stacked layers")
+    g.add_argument("--num-layers", type=positive_int, default=1, help="stacked layers")
     g.add_argument("--nonlinearity", choices=("tanh", "relu", "sigmoid"), default="tanh",
                    help="activation of --cell rnn")
-    g.add_argument("--embedding-dim", type=_non_negative_int, default=64,
+    g.add_argument("--embedding-dim", type=non_negative_int, default=64,
                    help="character embedding size; 0 feeds one-hot vectors")
-    g.add_argument("--dropout", type=_fraction, default=0.0,
+    g.add_argument("--dropout", type=fraction, default=0.0,
                    help="dropout between recurrent layers (needs --num-layers > 1)")
     g = tr.add_argument_group("training")
-    g.add_argument("--seq-len", type=_positive_int, default=64,
+    g.add_argument("--seq-len", type=positive_int, default=64,
                    help="characters per truncated-BPTT chunk")
-    g.add_argument("--batch-size", type=_positive_int, default=32,
+    g.add_argument("--batch-size", type=positive_int, default=32,
                    help="parallel streams per batch")
     g.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad"),
                    default="adam", help="optimizer (torch.optim's numerics)")
-    g.add_argument("--lr", type=_positive_float, default=task_default(3e-3, 1e-3),
+    g.add_argument("--lr", type=positive_float, default=task_default(3e-3, 1e-3),
                    help="peak learning rate (0.001 with --task forecast or classify)")
     g.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                    help="learning-rate schedule (cosine decays to --lr / 10)")
-    g.add_argument("--clip", type=_positive_float, default=5.0,
+    g.add_argument("--clip", type=positive_float, default=5.0,
                    help="clip the global gradient norm to this value")
-    g.add_argument("--steps", type=_positive_int, default=None,
+    g.add_argument("--steps", type=positive_int, default=None,
                    help="optimizer steps (default: 1000 on the built-in corpus, else --epochs)")
-    g.add_argument("--epochs", type=_positive_int, default=1,
+    g.add_argument("--epochs", type=positive_int, default=1,
                    help="passes over the text when --steps is not given")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="the last part of the text held out for validation")
-    g.add_argument("--eval-every", type=_non_negative_int, default=250,
+    g.add_argument("--eval-every", type=non_negative_int, default=250,
                    help="validate every N steps (0: once per epoch)")
-    g.add_argument("--seed", type=_non_negative_int, default=0,
+    g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of initialization, dropout and sampling")
     g.add_argument("--out", metavar="DIR",
                    default=task_default(os.path.join("runs", "charlm"),
@@ -162,9 +113,9 @@ def build_parser():
                         "(runs/forecast or runs/classify with --task)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = tr.add_argument_group("sample after training")
-    g.add_argument("--sample-length", type=_non_negative_int, default=400,
+    g.add_argument("--sample-length", type=non_negative_int, default=400,
                    help="characters to generate at the end (0: none)")
-    g.add_argument("--temperature", type=_temperature, default=0.8,
+    g.add_argument("--temperature", type=non_negative_float, default=0.8,
                    help="sampling temperature (0: greedy)")
     g.add_argument("--prime", default="", help="text the sample starts from")
     add_task_options(tr)
@@ -177,11 +128,11 @@ def build_parser():
     sa.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by 'rnnkit train'")
     sa.add_argument("--prime", default="", help="text to start from (its characters must be "
                     "in the model's vocabulary)")
-    sa.add_argument("--length", type=_non_negative_int, default=500,
+    sa.add_argument("--length", type=non_negative_int, default=500,
                     help="characters to generate")
-    sa.add_argument("--temperature", type=_temperature, default=0.8,
+    sa.add_argument("--temperature", type=non_negative_float, default=0.8,
                     help="softmax temperature; lower is more conservative, 0 is greedy")
-    sa.add_argument("--seed", type=_non_negative_int, default=None,
+    sa.add_argument("--seed", type=non_negative_int, default=None,
                     help="seed for a reproducible sample (default: random)")
     sa.add_argument("--debug", action="store_true", help="show tracebacks")
     for module in _command_modules():

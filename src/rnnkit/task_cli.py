@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from ._argtypes import non_negative_float, non_negative_int, positive_int
+
 __all__ = ["TASKS", "add_task_options", "check_task_options", "resolve_task_defaults",
            "run_train_task", "task_default"]
 
@@ -80,36 +82,6 @@ def resolve_task_defaults(args):
 
 
 # ------------------------------------------------------------------- options
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def _key_value(text):
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -145,9 +117,9 @@ def add_task_options(parser):
                    help="CSV column: the series (forecast) or the labels (classify; default "
                         "a column named label/class/target/y, else the first)")
     d = task_default
-    g.add_argument("--window", type=_positive_int, default=d(12, 12), metavar="W",
+    g.add_argument("--window", type=positive_int, default=d(12, 12), metavar="W",
                    help="observations each forecast reads")
-    g.add_argument("--horizon", type=_positive_int, default=d(1, 1), metavar="K",
+    g.add_argument("--horizon", type=positive_int, default=d(1, 1), metavar="K",
                    help="steps to forecast after the data, and the K-step-ahead test")
     g.add_argument("--strategy", choices=("recursive", "direct"), default=d("recursive",
                                                                              "recursive"),
@@ -155,7 +127,7 @@ def add_task_options(parser):
     g.add_argument("--transform", choices=TRANSFORMS, default=d("none", "none"),
                    help="transform of the series before scaling, undone on the forecasts: log, "
                         "sqrt, diff (y_t - y_t-1), logdiff (growth rate)")
-    g.add_argument("--season", type=_non_negative_int, default=d(0, 0), metavar="S",
+    g.add_argument("--season", type=non_negative_int, default=d(0, 0), metavar="S",
                    help="also a seasonal difference of lag S after --transform, e.g. 12 for "
                         "monthly data (0: none)")
     g.add_argument("--scale", choices=("standard", "none"), default=d("standard", "standard"),
@@ -163,15 +135,15 @@ def add_task_options(parser):
     g.add_argument("--test-size", default=d("0.2", "0.2"), metavar="N|FRACTION",
                    help="held out for testing where the data have no official split: a count "
                         "or a fraction (the last part of a series)")
-    g.add_argument("--max-iter", type=_positive_int, default=d(200, 200), metavar="N",
+    g.add_argument("--max-iter", type=positive_int, default=d(200, 200), metavar="N",
                    help="most epochs")
-    g.add_argument("--alpha", type=_non_negative_float, default=d(1e-4, 1e-4), metavar="A",
+    g.add_argument("--alpha", type=non_negative_float, default=d(1e-4, 1e-4), metavar="A",
                    help="L2 weight decay")
-    g.add_argument("--tol", type=_non_negative_float, default=d(1e-4, 1e-4), metavar="TOL",
+    g.add_argument("--tol", type=non_negative_float, default=d(1e-4, 1e-4), metavar="TOL",
                    help="stop when the loss (or validation score) improves by less for "
                         "--n-iter-no-change epochs; 0 trains --max-iter epochs unless it "
                         "stalls exactly")
-    g.add_argument("--n-iter-no-change", type=_positive_int, default=d(10, 10), metavar="N",
+    g.add_argument("--n-iter-no-change", type=positive_int, default=d(10, 10), metavar="N",
                    help="epochs without improvement before stopping")
     g.add_argument("--early-stopping", action="store_true",
                    help="hold out --val-fraction of the training part, stop when its score "
