@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._module import Module
 from ._validation import (
     as_dtype,
     as_float_array,
@@ -49,7 +50,7 @@ def _spectral_radius(w):
     return float(np.max(np.abs(np.linalg.eigvals(w.astype(np.float64))), initial=0.0))
 
 
-class CTRNN:
+class CTRNN(Module):
     r"""Continuous-time recurrent layer (leaky rate network), as in PsychRNN.
 
     .. math::
@@ -285,15 +286,6 @@ class CTRNN:
         """Evaluation mode (noise off unless asked for); returns self."""
         return self.train(False)
 
-    def zero_grad(self):
-        """Set every gradient to zero, in place."""
-        for g in self.grads.values():
-            g.fill(0.0)
-
-    def state_dict(self):
-        """Copies of the raw parameters."""
-        return {k: v.copy() for k, v in self.params.items()}
-
     def __repr__(self):
         s = (f"CTRNN({self.input_size}, {self.hidden_size}, dt={self.dt:g}, tau={self.tau:g}, "
              f"activation={self.activation!r}")
@@ -469,7 +461,7 @@ class CTRNN:
         return d_input, d_h0
 
 
-class CTRNNModel:
+class CTRNNModel(Module):
     r"""A :class:`CTRNN` with a read-out from the rates, a masked MSE and L2 penalties.
 
     .. math::
@@ -632,9 +624,6 @@ class CTRNNModel:
         except KeyError as exc:
             raise ValueError(f"model config lacks the field {exc.args[0]!r}") from None
 
-    def num_parameters(self):
-        return int(sum(p.size for p in self.params.values()))
-
     def train(self, mode=True):
         """Training mode (recurrent noise on); returns self."""
         self.training = bool(mode)
@@ -644,29 +633,6 @@ class CTRNNModel:
     def eval(self):
         """Evaluation mode (no recurrent noise); returns self."""
         return self.train(False)
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g.fill(0.0)
-
-    def state_dict(self):
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state_dict):
-        """Copy arrays into the parameters in place; every key must match in name and shape."""
-        missing = sorted(set(self.params) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(self.params))
-        bad = [f"{k}: expected {self.params[k].shape}, got {np.shape(state_dict[k])}"
-               for k in self.params if k in state_dict
-               and np.shape(state_dict[k]) != self.params[k].shape]
-        if missing or unexpected or bad:
-            raise ValueError("state_dict does not match the model: " + "; ".join(
-                p for p in (missing and f"missing {', '.join(missing)}",
-                            unexpected and f"unexpected {', '.join(unexpected)}",
-                            bad and f"wrong shape {'; '.join(bad)}") if p))
-        for k, v in state_dict.items():
-            self.params[k][...] = v
-        return self
 
     def __repr__(self):
         return f"CTRNNModel(rnn={self.rnn!r}, output_size={self.output_size})"

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._module import Module
 from ._validation import as_array, as_dtype, as_generator, check_float, check_int
 
 __all__ = ["Dropout", "Embedding", "Linear", "OneHot"]
 
 
-class _Layer:
-    params: dict
-    grads: dict
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g.fill(0.0)
-
+class _Layer(Module):
     def _cached(self):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward: no forward pass to "

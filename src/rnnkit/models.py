@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._module import Module
 from ._validation import (
     as_array,
     as_dtype,
@@ -38,7 +39,7 @@ _CONFIG_FIELDS = ("input_size", "hidden_size", "output_size", "cell", "num_layer
                   "encoder", "embedding_dim", "dropout", "bidirectional", "task", "loss", "dtype")
 
 
-class SequenceModel:
+class SequenceModel(Module):
     """A recurrent network with an input encoder and a linear read-out.
 
     Parameters
@@ -168,10 +169,6 @@ class SequenceModel:
         except KeyError as exc:
             raise ValueError(f"model config lacks the field {exc.args[0]!r}") from None
 
-    def num_parameters(self):
-        """Total number of scalar parameters."""
-        return int(sum(p.size for p in self.params.values()))
-
     def train(self, mode=True):
         """Training mode (dropout on); returns self."""
         self.training = bool(mode)
@@ -181,38 +178,6 @@ class SequenceModel:
     def eval(self):
         """Evaluation mode (dropout off); returns self."""
         return self.train(False)
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g.fill(0.0)
-
-    def state_dict(self):
-        """Copies of all parameters, keyed like ``params``."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state_dict):
-        """Copy arrays into the parameters in place; every key must match in name and shape."""
-        missing = sorted(set(self.params) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(self.params))
-        arrays = {k: np.asarray(v) for k, v in state_dict.items() if k in self.params}
-        bad = [f"{k}: expected {self.params[k].shape}, got {a.shape}"
-               for k, a in arrays.items() if a.shape != self.params[k].shape]
-        bad += [f"{k}: expected a float array, got dtype {a.dtype}"
-                for k, a in arrays.items() if a.dtype.kind != "f"]
-        bad += [f"{k}: contains NaN or infinite values"
-                for k, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
-        if missing or unexpected or bad:
-            parts = []
-            if missing:
-                parts.append(f"missing {', '.join(missing)}")
-            if unexpected:
-                parts.append(f"unexpected {', '.join(unexpected)}")
-            if bad:
-                parts.append("; ".join(bad))
-            raise ValueError("state_dict does not match the model: " + "; ".join(parts))
-        for k, a in arrays.items():  # everything was checked first: no half-loaded model
-            self.params[k][...] = a
-        return self
 
     def __repr__(self):
         return (f"SequenceModel(encoder={self.encoder!r}, rnn={self.rnn!r}, head={self.head!r}, "

@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from ._module import Module
 from ._validation import (
     as_array,
     as_dtype,
@@ -81,7 +82,7 @@ def _mask_to_lengths(mask, T, B, owner):
     return lengths
 
 
-class RNNBase:
+class RNNBase(Module):
     """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
 
     Parameters
@@ -177,11 +178,6 @@ class RNNBase:
         """Set evaluation mode (no dropout); returns self."""
         return self.train(False)
 
-    def zero_grad(self):
-        """Set every gradient to zero, in place."""
-        for g in self.grads.values():
-            g.fill(0.0)
-
     def __repr__(self):
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
@@ -197,10 +193,6 @@ class RNNBase:
         return s + ")"
 
     # -------------------------------------------------------------- weights
-    def state_dict(self):
-        """Copies of the parameters, keyed as ``torch.nn.{RNN,LSTM,GRU}.state_dict()``."""
-        return {k: v.copy() for k, v in self.params.items()}
-
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the parameters (in place), with PyTorch's key names.
 

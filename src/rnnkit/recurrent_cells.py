@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._module import Module
 from ._validation import (
     as_dtype,
     as_float_array,
@@ -30,7 +31,7 @@ from .cells.rnn import NONLINEARITIES
 __all__ = ["GRUCell", "LSTMCell", "RNNCell"]
 
 
-class _CellBase:
+class _CellBase(Module):
     _gates = 1
 
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
@@ -48,13 +49,6 @@ class _CellBase:
                        for k, s in shapes.items()}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._cache = None
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g.fill(0.0)
-
-    def state_dict(self):
-        return {k: v.copy() for k, v in self.params.items()}
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the parameters; same checks as the sequence layers."""
