@@ -54,3 +54,22 @@ def test_bench_command_rejects_bad_lists(capsys):
     assert main(["bench", "--cells", "lstm,xyz"]) == 2
     assert "xyz" in capsys.readouterr().err
     assert main(["bench", "--hidden-sizes", "0"]) == 2
+
+
+def test_markdown_marks_missed_targets():
+    row = {"cell": "lstm", "B": 1, "T": 5, "H": 8, "train_rnnkit": 0.012, "train_torch": 0.010,
+           "train_ratio": 1.2, "infer_rnnkit": 0.004, "infer_torch": 0.005, "infer_ratio": 0.8}
+    fast = dict(row, B=32, train_ratio=0.9, infer_ratio=1.5)
+    res = {"config": {"cells": ["lstm"], "threads": 1, "input_size": 3},
+           "machine": {"cpu": "x", "cores": 2, "python": "3", "numpy": "2", "torch": "2",
+                       "blas": [], "date": "today"},
+           "rows": [row, fast], "gemm": None, "charlm": None,
+           "memory": [{"cell": "rnn", "B": 1, "T": 2, "H": 3, "peak_bytes": 150,
+                       "activation_bytes": 100, "ratio": 1.5}]}
+    md = format_markdown(res)
+    assert "**1.20 (miss)**" in md and "**0.90**" in md  # the training target is per cell
+    assert "| 0.80 |" in md and "1.50 (miss)" not in md.split("## Memory")[0]  # B=32 infer
+    assert "LSTM training step <= PyTorch's: 1 of 2 cells" in md
+    assert "inference at B=1 <= PyTorch's: 1 of 1 cells" in md
+    assert "| 1.50 (miss) |" in md.split("## Memory")[1]
+    assert "Where the LSTM misses" in md
