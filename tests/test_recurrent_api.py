@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
+from rnnkit.benchmark import ACTIVATIONS, MEMORY_TARGET, _peak_memory
 from rnnkit.gradcheck import rel_error
 from rnnkit.recurrent import GRU, LSTM, RNN, RNNBase
 
@@ -576,3 +577,76 @@ def test_pytorch_init_bound(cell, hidden_size):
     if values.size > 1000:
         assert abs(values.mean()) < 0.05 * bound
         assert abs(values.std() - bound / np.sqrt(3)) < 0.05 * bound
+
+
+CHUNKED_CELLS = [c for c in CELLS if c[0] != "LSTM"]
+CHUNKED_IDS = [i for c, i in zip(CELLS, CELL_IDS) if c[0] != "LSTM"]
+
+
+@pytest.mark.parametrize("cell", CHUNKED_CELLS, ids=CHUNKED_IDS)
+@pytest.mark.parametrize("chunk_steps", [1, 3, 4], ids=["chunk1", "chunk3", "chunk4"])
+@pytest.mark.parametrize("options", [
+    {},
+    {"num_layers": 2, "bidirectional": True, "batch_first": True},
+    {"num_layers": 3, "bias": False},
+    {"num_layers": 2, "bidirectional": True, "lengths": [3, 6, 1, 4]},
+    {"num_layers": 2, "dropout": 0.3, "lengths": [6, 2, 5, 6]},
+], ids=["plain", "L2-bi-bf", "L3-nobias", "L2-bi-lengths", "L2-dropout-lengths"])
+def test_backward_in_chunks_equals_one_chunk(rng, cell, chunk_steps, options):
+    """RNN and GRU backward in chunks of 1, 3 or 4 steps (T = 6: whole, partial and
+    single-step chunks) give the gradients of one chunk of all T steps, to round-off,
+    and leave the caller's input and upstream gradient untouched."""
+    options = dict(options)
+    lengths = options.pop("lengths", None)
+    batch_first = options.get("batch_first", False)
+    results = []
+    for steps in (chunk_steps, T):
+        model = make_layer(cell, dtype=np.float64, rng=3, **options)
+        model._chunk_steps = steps
+        data = np.random.default_rng(11)  # the same input, states and dropout draws
+        model.rng = np.random.default_rng(12)
+        K = model.num_directions
+        x = data.standard_normal((B, T, D) if batch_first else (T, B, D))
+        d_out = data.standard_normal((B, T, K * H) if batch_first else (T, B, K * H))
+        hx, d_hx = random_states(model, data), random_states(model, data)
+        x0, d_out0 = x.copy(), d_out.copy()
+        out, h_n = model.forward(x, hx, lengths=lengths)
+        d_x, d_h0 = model.backward(d_out, d_hx)
+        assert np.array_equal(x, x0) and np.array_equal(d_out, d_out0), "inputs were modified"
+        results.append((out.copy(), h_n, d_x, d_h0, {k: v.copy() for k, v in model.grads.items()}))
+    (out, h_n, d_x, d_h0, grads), (out1, h_n1, d_x1, d_h01, grads1) = results
+    assert np.array_equal(out, out1) and np.array_equal(h_n, h_n1), "forward changed"
+    assert rel_error(d_x, d_x1) <= 1e-13, "d_input"
+    assert rel_error(d_h0, d_h01) <= 1e-13, "d_h0"
+    for k in grads1:
+        assert rel_error(grads[k], grads1[k]) <= 1e-13, f"grads[{k}]"
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU"])
+def test_training_step_memory_is_close_to_the_activations(mode):
+    """The peak memory of a training step (forward, loss gradient, backward; measured with
+    tracemalloc, which sees NumPy's allocations, as ``rnnkit bench`` does) stays within
+    MEMORY_TARGET (1.3) times the activations BPTT must keep (RNN: h, one (T, B, H) array;
+    GRU: gates, h and W_hn h + b_hn, five), plus 1 MiB for the fixed part (the (k, B, H)
+    chunk buffers, scratch of the weight gradients). Keeping a whole (T, B, H) array of
+    pre-activation gradients (RNN, 2x) or of gate-derivative factors (GRU, 1.4x) breaks
+    the bound."""
+    T_, B_, D_, H_ = 200, 64, 4, 128  # the chunk of the backward is much shorter than T
+    model = (RNN if mode == "RNN" else GRU)(D_, H_, rng=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T_, B_, D_), dtype=np.float32)
+    target = rng.standard_normal((T_, B_, H_), dtype=np.float32)
+    d_out = np.empty_like(target)  # reused, as a trainer reuses its loss-gradient buffer
+
+    def step():
+        model.zero_grad()
+        out, _ = model.forward(x)
+        np.subtract(out, target, out=d_out)  # d/d(out) of sum((out - target)^2) / 2
+        model.backward(d_out)
+
+    peak = _peak_memory(step)
+    activations = ACTIVATIONS[mode.lower()] * T_ * B_ * H_ * 4
+    assert peak <= MEMORY_TARGET * activations + 2**20, (
+        f"{mode}: peak {peak / 2**20:.1f} MiB for {activations / 2**20:.1f} MiB of "
+        f"activations (ratio {peak / activations:.2f})")
+    assert peak >= activations  # the measurement sees the cache

@@ -295,3 +295,23 @@ def test_lstm_proj_size(num_layers, bidirectional, batch_first, lengths):
     x, hx, d_output, d_hx = make_data(model, rng, T, B)
     ours, _ = check_against_torch(model, x, hx, d_output, d_hx, lengths=lengths)
     assert ours["h_n"].shape[-1] == 2 and ours["c_n"].shape[-1] == H
+
+
+CHUNKED = [("RNN", "tanh"), ("RNN", "relu"), ("GRU", None)]
+
+
+@pytest.mark.parametrize("cell", CHUNKED, ids=["rnn_tanh", "rnn_relu", "gru"])
+@pytest.mark.parametrize("chunk_steps", [1, 2], ids=["chunk1", "chunk2"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("lengths", [None, MIXED], ids=["equal", "mixed"])
+def test_backward_in_chunks_of_steps_matches_torch(cell, chunk_steps, bidirectional, lengths):
+    """The RNN and GRU backward walk back over time in chunks of steps (the RNN does its
+    weight and input gradients per chunk). Chunks shorter than T (1 and 2 steps, so
+    T = 5 ends in a partial chunk), with two layers, both directions and padding, give
+    PyTorch's numbers; at these tiny sizes the automatic choice is one chunk."""
+    rng = np.random.default_rng(31)
+    model = make_layer(cell, D, H, num_layers=2, bidirectional=bidirectional,
+                       dtype=np.float64, rng=rng)
+    model._chunk_steps = chunk_steps
+    x, hx, d_output, d_hx = make_data(model, rng, T, B)
+    check_against_torch(model, x, hx, d_output, d_hx, lengths=lengths)

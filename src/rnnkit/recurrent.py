@@ -14,7 +14,11 @@ How the work is laid out (see DESIGN.md, section 4): the input of every
 layer and direction is projected for all steps in one GEMM; the loop over
 time (in ``rnnkit.cells``) does one ``(B, H) x (H, G*H)`` GEMM per step and
 elementwise work into preallocated arrays; after the backward loop, the
-weight gradients and the input gradient are one GEMM each over all T*B rows.
+weight gradients and the input gradient are one GEMM each over all T*B rows
+(LSTM, GRU). The RNN's backward keeps its pre-activation gradients only for a
+chunk of steps at a time (there is no cache array to write them over), so its
+weight and input gradients are one GEMM each per chunk of a few hundred to a
+few thousand rows, as fast as one over all rows.
 """
 
 from __future__ import annotations
@@ -113,6 +117,10 @@ class RNNBase(Module):
     rng : int, numpy.random.Generator or None
         Source of randomness for the initialization and dropout.
     """
+
+    # steps per chunk of the RNN and GRU backward loops; None chooses from B and H
+    # (rnnkit.cells._chunks). Tests set it small to check that chunks add up exactly.
+    _chunk_steps = None
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False,
@@ -362,7 +370,12 @@ class RNNBase(Module):
                              else layer_input[rev_idx, np.arange(B)])
                     x_dir = np.ascontiguousarray(x_dir)
                 Dk = x_dir.shape[-1]
-                gx = (x_dir.reshape(T * B, Dk) @ w_ih.T).reshape(T, B, -1)  # (T, B, G*H)
+                if self.mode == "RNN":  # project straight into the states: h[1:] = gx
+                    h = np.empty((T + 1, B, H), self.dtype)
+                    gx = h[1:]  # (T, B, H), a view
+                    np.matmul(x_dir.reshape(T * B, Dk), w_ih.T, out=gx.reshape(T * B, H))
+                else:
+                    gx = (x_dir.reshape(T * B, Dk) @ w_ih.T).reshape(T, B, -1)  # (T, B, G*H)
                 idx = layer * K + k
                 if self.mode == "LSTM":
                     if self.bias:
@@ -380,7 +393,8 @@ class RNNBase(Module):
                 else:
                     if self.bias:
                         gx += b_ih + b_hh
-                    cache = rnn_forward(gx, states[0][idx], w_hh, self.nonlinearity, step_mask)
+                    cache = rnn_forward(None, states[0][idx], w_hh, self.nonlinearity, step_mask,
+                                        h=h)  # gx is h[1:]
                 h_n[idx] = cache.h[-1]
                 out = cache.h[1:]  # (T, B, H) in this direction's order
                 if k == 1:
@@ -525,29 +539,37 @@ class RNNBase(Module):
                         self.grads[f"weight_hr{sfx}"] += res[3]
                     d_c0[idx] = dc0
                 elif self.mode == "GRU":
-                    dgx, dgh_n, dh0 = gru_backward(d_out, dh_n, c, w_hh)
-                else:
-                    dgx, dh0 = rnn_backward(d_out, dh_n, c, w_hh)
+                    dgx, dgh_n, dh0 = gru_backward(d_out, dh_n, c, w_hh, self._chunk_steps)
+                else:  # dpre exists chunk by chunk only: the GEMMs run per chunk, in consume
+                    dgx = None
+                    # one direction at layer 0 reads the forward's private copy of the input
+                    # (nothing else does): dx overwrites it chunk by chunk, once the chunk's
+                    # dW_ih is done
+                    own = layer == 0 and K == 1
+                    dx = x_dir if own else np.empty_like(x_dir)  # (T, B, D)
+                    consume = self._rnn_chunk_gradients(sfx, w_ih, x_dir, c.h, dx)
+                    _, dh0 = rnn_backward(d_out, dh_n, c, w_hh, consume, self._chunk_steps)
                 d_h0[idx] = dh0
-                G = dgx.shape[-1]
-                dgx2 = dgx.reshape(T * B, G)
-                h_prev = c.h[:-1].reshape(T * B, R)
-                g = self.grads
-                g[f"weight_ih{sfx}"] += dgx2.T @ x_dir.reshape(T * B, -1)  # (G*H, D)
-                if self.bias:
-                    g[f"bias_ih{sfx}"] += dgx2.sum(axis=0)
-                if self.mode == "GRU":  # the recurrent side's n block is dn_pre * r
-                    dgh_n2 = dgh_n.reshape(T * B, H)
-                    g[f"weight_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].T @ h_prev  # (2H, H)
-                    g[f"weight_hh{sfx}"][2 * H:] += dgh_n2.T @ h_prev  # (H, H)
+                if dgx is not None:  # one GEMM each over all T*B rows
+                    G = dgx.shape[-1]
+                    dgx2 = dgx.reshape(T * B, G)
+                    h_prev = c.h[:-1].reshape(T * B, R)
+                    g = self.grads
+                    g[f"weight_ih{sfx}"] += dgx2.T @ x_dir.reshape(T * B, -1)  # (G*H, D)
                     if self.bias:
-                        g[f"bias_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].sum(axis=0)
-                        g[f"bias_hh{sfx}"][2 * H:] += dgh_n2.sum(axis=0)
-                else:
-                    g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
-                    if self.bias:
-                        g[f"bias_hh{sfx}"] += dgx2.sum(axis=0)
-                dx = (dgx2 @ w_ih).reshape(T, B, -1)  # (T, B, D) in this direction's order
+                        g[f"bias_ih{sfx}"] += dgx2.sum(axis=0)
+                    if self.mode == "GRU":  # the recurrent side's n block is dn_pre * r
+                        dgh_n2 = dgh_n.reshape(T * B, H)
+                        g[f"weight_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].T @ h_prev  # (2H, H)
+                        g[f"weight_hh{sfx}"][2 * H:] += dgh_n2.T @ h_prev  # (H, H)
+                        if self.bias:
+                            g[f"bias_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].sum(axis=0)
+                            g[f"bias_hh{sfx}"][2 * H:] += dgh_n2.sum(axis=0)
+                    else:
+                        g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
+                        if self.bias:
+                            g[f"bias_hh{sfx}"] += dgx2.sum(axis=0)
+                    dx = (dgx2 @ w_ih).reshape(T, B, -1)  # (T, B, D) in this direction's order
                 if k == 1:
                     dx = dx[::-1] if rev_idx is None else dx[rev_idx, np.arange(B)]
                 d_in = dx if d_in is None else d_in + dx
@@ -563,6 +585,58 @@ class RNNBase(Module):
         if self.mode == "LSTM":
             return d_input, (d_h0, d_c0)
         return d_input, d_h0
+
+    def _rnn_chunk_gradients(self, sfx, w_ih, x, h, dx):
+        """The ``consume`` of :func:`rnnkit.cells.rnn.rnn_backward` for one layer and direction.
+
+        Given ``dpre`` (k, B, H) of the steps ``s .. e-1`` (``e = s + k``), it
+        accumulates, with one GEMM each over the chunk's k*B rows::
+
+            dW_ih += dpre^T x[s:e]         (H, D)
+            dW_hh += dpre^T h[s:e]         (H, H), h[s:e] = h_{t-1} of the chunk
+            db_ih += sum dpre;  db_hh += sum dpre     (H,)
+            dx[s:e] = dpre @ W_ih           (k, B, D)
+
+        ``dx`` may be ``x`` itself: the chunk's rows of ``x`` are read before
+        they are overwritten, and no later chunk reads them.
+
+        Parameters
+        ----------
+        sfx : str
+            Key suffix of the layer and direction, e.g. ``'_l0_reverse'``.
+        w_ih : ndarray (H, D)
+        x : ndarray (T, B, D)
+            The direction's input, in its own time order.
+        h : ndarray (T+1, B, H)
+            The cache's states.
+        dx : ndarray (T, B, D), C-contiguous
+            Receives the gradient of ``x``.
+
+        Returns
+        -------
+        callable ``consume(s, dpre)``
+        """
+        g = self.grads
+        dw_ih, dw_hh = g[f"weight_ih{sfx}"], g[f"weight_hh{sfx}"]
+        db_ih, db_hh = g.get(f"bias_ih{sfx}"), g.get(f"bias_hh{sfx}")
+        D, H = x.shape[-1], h.shape[-1]
+        tmp_ih = np.empty_like(dw_ih)  # (H, D): the chunk's share, added into the gradient
+        tmp_hh = np.empty_like(dw_hh)  # (H, H)
+
+        def consume(s, dpre):
+            e = s + dpre.shape[0]
+            d2 = dpre.reshape(-1, H)  # (k*B, H)
+            np.matmul(d2.T, x[s:e].reshape(-1, D), out=tmp_ih)
+            np.add(dw_ih, tmp_ih, out=dw_ih)
+            np.matmul(d2.T, h[s:e].reshape(-1, H), out=tmp_hh)
+            np.add(dw_hh, tmp_hh, out=dw_hh)
+            if db_ih is not None:
+                db = d2.sum(axis=0)  # (H,)
+                np.add(db_ih, db, out=db_ih)
+                np.add(db_hh, db, out=db_hh)
+            np.matmul(d2, w_ih, out=dx[s:e].reshape(-1, D))  # after x[s:e] was read
+
+        return consume
 
     def _check_dstate(self, d_hx, B, batched):
         """Return the final-state gradients as (L*K, B, H) arrays or None each."""

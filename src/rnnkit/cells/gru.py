@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._chunks import steps_per_chunk
 from .lstm import sigmoid_
 
 GATES = 3
@@ -113,37 +114,44 @@ def gru_forward(gx, h0, w_hh, b_hn, mask=None):
     return GRUCache(gx, h, hn, mask)
 
 
-def _fold_gate_derivatives(gates, h, hn, chunk_elements=1 << 22):
-    """Overwrite the cache with the factors the backward loop multiplies by, in place.
+def _fold_gate_derivatives(gates, h, hn, pz, zz):
+    """Overwrite one chunk of the cache with the factors the backward loop multiplies by.
 
-    Per step ``dn_pre = dh * (1-n^2)(1-z)``, ``dz_pre = dh * (h_{t-1} - n) z(1-z)``
-    and ``dr_pre = dn_pre * (W_hn h_{t-1} + b_hn) r(1-r)``. This stores
-    ``(1-n^2)(1-z)`` over ``n`` and ``(W_hn h + b_hn) r(1-r)`` over ``hn``, and
-    returns ``(h_{t-1} - n) z(1-z)`` as the one new (T, B, H) array; ``r`` and
-    ``z`` stay, since the loop needs them too. Chunks of steps keep the
-    temporaries small.
+    For the steps of the chunk, ``dn_pre = dh * (1-n^2)(1-z)``,
+    ``dz_pre = dh * (h_{t-1} - n) z(1-z)`` and
+    ``dr_pre = dn_pre * (W_hn h_{t-1} + b_hn) r(1-r)``. This stores
+    ``(1-n^2)(1-z)`` over ``n``, ``(W_hn h + b_hn) r(1-r)`` over ``hn`` and
+    ``(h_{t-1} - n) z(1-z)`` in ``pz``; ``r`` and ``z`` stay, since the loop
+    needs them too.
+
+    Parameters
+    ----------
+    gates : ndarray (k, B, 3H)
+        ``[r | z | n]`` of the chunk's steps; the n block is overwritten.
+    h : ndarray (k, B, H)
+        ``h_{t-1}`` of the chunk's steps (``cache.h[s:e]``).
+    hn : ndarray (k, B, H)
+        ``W_hn h_{t-1} + b_hn`` of the chunk's steps; overwritten.
+    pz : ndarray (k, B, H)
+        Receives ``(h_{t-1} - n) z(1-z)``.
+    zz : ndarray (k, B, H)
+        Scratch.
     """
-    T, B, G = gates.shape
-    H = G // GATES
-    pz = np.empty((T, B, H), gates.dtype)
-    n_steps = max(1, chunk_elements // max(B * H, 1))
-    for s in range(0, T, n_steps):
-        e = min(T, s + n_steps)
-        r, z, n = (gates[s:e, :, k * H:(k + 1) * H] for k in range(GATES))
-        zz = np.subtract(1.0, z)  # 1 - z
-        np.subtract(h[s:e], n, out=pz[s:e])  # h_{t-1} - n
-        pz[s:e] *= zz
-        pz[s:e] *= z
-        np.square(n, out=n)
-        np.subtract(1.0, n, out=n)
-        n *= zz  # (1 - n^2)(1 - z)
-        np.subtract(1.0, r, out=zz)
-        zz *= r
-        hn[s:e] *= zz  # (W_hn h + b_hn) r (1 - r)
-    return pz
+    H = gates.shape[-1] // GATES
+    r, z, n = (gates[..., j * H:(j + 1) * H] for j in range(GATES))
+    np.subtract(1.0, z, out=zz)  # 1 - z
+    np.subtract(h, n, out=pz)  # h_{t-1} - n
+    pz *= zz
+    pz *= z
+    np.square(n, out=n)
+    np.subtract(1.0, n, out=n)
+    n *= zz  # (1 - n^2)(1 - z)
+    np.subtract(1.0, r, out=zz)
+    zz *= r
+    hn *= zz  # (W_hn h + b_hn) r (1 - r)
 
 
-def gru_backward(d_output, dh_n, cache, w_hh):
+def gru_backward(d_output, dh_n, cache, w_hh, chunk_steps=None):
     """Backpropagate through the GRU unroll.
 
     Per step, with ``dh = d_output[t] + dh_next``::
@@ -155,9 +163,13 @@ def gru_backward(d_output, dh_n, cache, w_hh):
         dgh    = [dr_pre | dz_pre | dn_pre * r]      (recurrent side)
         dh_prev = dgh @ W_hh + dh * z
 
+    and at a padded step (mask False) ``dgx = dgh = 0`` and ``dh_prev = dh``.
+
     The backward consumes the cache: ``dgx`` is written over the gates and
-    the n block of ``dgh`` over ``hn`` (its r and z blocks equal ``dgx``'s),
-    so a training step allocates one (T, B, H) array beyond the cache.
+    the n block of ``dgh`` over ``hn`` (its r and z blocks equal ``dgx``'s).
+    The loop walks back in chunks of ``k`` steps, folding the gate
+    derivatives of a chunk (:func:`_fold_gate_derivatives`) just before its
+    steps, so the only arrays beyond the cache are two (k, B, H) buffers.
 
     Parameters
     ----------
@@ -166,6 +178,9 @@ def gru_backward(d_output, dh_n, cache, w_hh):
     dh_n : ndarray (B, H) or None
     cache : GRUCache
     w_hh : ndarray (3H, H)
+    chunk_steps : int or None
+        Steps per chunk (see :func:`rnnkit.cells._chunks.steps_per_chunk`);
+        None chooses it from B and H.
 
     Returns
     -------
@@ -180,31 +195,37 @@ def gru_backward(d_output, dh_n, cache, w_hh):
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
-    pz = _fold_gate_derivatives(gates, h, hn)
+    k = steps_per_chunk(T, B, H, chunk_steps)
+    pz_buf = np.empty((k, B, H), dtype)  # (h_{t-1} - n) z (1 - z) of a chunk
+    zz_buf = np.empty((k, B, H), dtype)  # scratch of the fold
     w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H:]
     dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
     dhz = np.empty((B, H), dtype)
     dr = np.empty((B, H), dtype)
     tmp = np.empty((B, H), dtype)
-    for t in range(T - 1, -1, -1):
-        if d_output is not None:
-            dh += d_output[t]
-        a = gates[t]
-        r, z, n = a[:, :H], a[:, H: 2 * H], a[:, 2 * H:]
-        if mask is not None:
-            m = mask[t]
-            dh_keep = np.where(m, 0.0, dh)
-            dh *= m
-        n *= dh  # dn_pre
-        np.multiply(dh, z, out=dhz)  # the direct path h_{t-1} -> h_t
-        np.multiply(dh, pz[t], out=z)  # dz_pre
-        np.multiply(n, hn[t], out=dr)  # dr_pre
-        np.multiply(n, r, out=hn[t])  # dn_pre * r (dgh's n block)
-        np.copyto(r, dr)
-        np.matmul(a[:, : 2 * H], w_rz, out=dh)  # dh_prev = dgh @ W_hh + dh * z
-        np.matmul(hn[t], w_n, out=tmp)
-        dh += tmp
-        dh += dhz
-        if mask is not None:
-            dh += dh_keep
+    for e in range(T, 0, -k):  # the chunk of steps s .. e-1
+        s = max(e - k, 0)
+        pz = pz_buf[: e - s]
+        _fold_gate_derivatives(gates[s:e], h[s:e], hn[s:e], pz, zz_buf[: e - s])
+        for t in range(e - 1, s - 1, -1):
+            if d_output is not None:
+                dh += d_output[t]
+            a = gates[t]
+            r, z, n = a[:, :H], a[:, H: 2 * H], a[:, 2 * H:]
+            if mask is not None:
+                m = mask[t]
+                dh_keep = np.where(m, 0.0, dh)
+                dh *= m
+            n *= dh  # dn_pre
+            np.multiply(dh, z, out=dhz)  # the direct path h_{t-1} -> h_t
+            np.multiply(dh, pz[t - s], out=z)  # dz_pre
+            np.multiply(n, hn[t], out=dr)  # dr_pre
+            np.multiply(n, r, out=hn[t])  # dn_pre * r (dgh's n block)
+            np.copyto(r, dr)
+            np.matmul(a[:, : 2 * H], w_rz, out=dh)  # dh_prev = dgh @ W_hh + dh * z
+            np.matmul(hn[t], w_n, out=tmp)
+            dh += tmp
+            dh += dhz
+            if mask is not None:
+                dh += dh_keep
     return gates, hn, dh
