@@ -56,6 +56,7 @@ def _build(numba, dtype):
     e0, e1, e2, e3, e4, e5 = (f(v) for v in _EXP_POLY)
     t0, t1, t2, t3, t4 = (f(v) for v in _TANH_POLY)
     lo, hi, tmax, small = f(-86.0), f(88.0), f(10.0), f(0.625)  # tanh(10) rounds to 1
+    zero, under = f(0.0), f(-88.72284)  # below, NumPy's exp(-x) is inf and its sigmoid 0
 
     if np.dtype(dtype) == np.float32:
         @jit
@@ -79,7 +80,8 @@ def _build(numba, dtype):
             exp_scaled_(e, n, bits)
             for j in range(n):
                 x = a[j]
-                a[j] = x if np.isnan(x) else one / (one + e[j])  # NaN stays NaN
+                y = zero if x < under else one / (one + e[j])  # 0 where exp(-x) overflows
+                a[j] = x if np.isnan(x) else y  # NaN stays NaN
 
         @jit
         def tanh_(a, n, e, bits):
