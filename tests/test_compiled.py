@@ -1,6 +1,6 @@
 """The optional compiled LSTM loops (numba) against the NumPy loops and PyTorch.
 
-With numba installed, small LSTM steps (B * H <= 512) take the compiled path,
+With numba installed, small LSTM steps (B * H <= 256) take the compiled path,
 so the rest of the suite already checks it against torch at its small sizes.
 Here both paths are forced in turn (``RNNKIT_COMPILED``) and each is checked
 against torch over the options that reach the cell loops (layers, directions,
@@ -79,8 +79,8 @@ def test_dispatch_rules(monkeypatch):
     monkeypatch.delenv("RNNKIT_COMPILED_MAX_UNITS", raising=False)
     assert compiled.available()
     assert compiled.lstm_kernels(1, 128, np.float32) is not None
-    assert compiled.lstm_kernels(4, 128, np.float64) is not None  # B*H = 512
-    assert compiled.lstm_kernels(8, 128, np.float32) is None  # above the default limit
+    assert compiled.lstm_kernels(2, 128, np.float64) is not None  # B*H = 256
+    assert compiled.lstm_kernels(1, 512, np.float32) is None  # above the default limit
     assert compiled.lstm_kernels(1, 32, np.float16) is None
     monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "2048")
     assert compiled.lstm_kernels(8, 128, np.float32) is not None

@@ -500,7 +500,7 @@ SHORTFALL = (
     "core. Tried: a column-major GEMM output (kept, ~1.3x on the recurrent GEMM at B=32), a "
     "contiguous copy of W_hh^T (slower at B=1), a gates-major (4H, T, B) layout (no gain end "
     "to end) and splitting the batch over two Python threads with 1-thread BLAS (1.0-2.3x "
-    "slower: M=B/2 GEMMs are inefficient). Small steps (B*H <= 512) run the optional compiled "
+    "slower: M=B/2 GEMMs are inefficient). Small steps (B*H <= 256) run the optional compiled "
     "loop; between that and the GEMM-bound sizes, ~20 ufunc calls per step remain.")
 
 

@@ -10,9 +10,10 @@ sums run in a different order, and ``exp``/``tanh`` are evaluated here, see
 ``_build``), which the tests check.
 
 Used only when numba is installed (``pip install "rnnkit[fast]"``), the step
-is small (``B * H <= RNNKIT_COMPILED_MAX_UNITS``, default 512, where it was
-measured faster than the NumPy loop; at B*H = 1024 the two tie, above that
-BLAS wins) and the environment variable ``RNNKIT_COMPILED`` is not ``0``.
+is small (``B * H <= RNNKIT_COMPILED_MAX_UNITS``, default 256: measured
+faster than the NumPy loop up to there; at B=1, H=512 the compiled
+matrix-vector product reads W_hh^T from memory at each step and NumPy's BLAS
+was 1.4x (training) to 2.5x (inference) faster) and the environment variable ``RNNKIT_COMPILED`` is not ``0``.
 The matrix products are plain loops here (no second BLAS thread pool next to
 NumPy's); there is no projection (``proj_size``) variant.
 
@@ -25,7 +26,7 @@ import os
 
 import numpy as np
 
-DEFAULT_MAX_UNITS = 512
+DEFAULT_MAX_UNITS = 256
 
 _kernels = {}  # dtype name -> the compiled (forward, backward) loops, built on first use
 

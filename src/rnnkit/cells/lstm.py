@@ -29,6 +29,7 @@ import numpy as np
 from .compiled import lstm_kernels
 
 GATES = 4
+COLUMN_MAJOR_MAX_B = 64  # batch sizes whose recurrent GEMM output is column-major
 
 
 class LSTMCache(NamedTuple):
@@ -108,7 +109,7 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
 
     Notes
     -----
-    Small steps (``B * H`` up to 512, no projection) run as one compiled loop
+    Small steps (``B * H`` up to 256, no projection) run as one compiled loop
     when numba is installed (:mod:`rnnkit.cells.compiled`): the same equations
     and cache, equal to this loop to round-off. ``RNNKIT_COMPILED=0`` turns it off.
     """
@@ -128,9 +129,10 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
                    None if mask is None else mask[..., 0])
         return LSTMCache(gx, h, c, tanh_c, mask, m)
     w_hh_T = w_hh.T  # (H, 4H), a view: BLAS reads it transposed
-    # BLAS writes h W_hh^T fastest as its transpose (W_hh h^T, column-major) once B > 1:
-    # about 1.3x at B=32, H=512 on 2 threads; the add below then reads it strided
-    gh = np.empty((B, G), dtype, order="F" if B > 1 else "C")
+    # OpenBLAS writes h W_hh^T fastest as its transpose (W_hh h^T, column-major) at
+    # 1 < B <= 64: about 1.3x at B=32, H=512 on 2 threads (the add below then reads it
+    # strided); at B=128 both layouts run alike
+    gh = np.empty((B, G), dtype, order="F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C")
     ig = np.empty((B, H), dtype)
     tanh_g = np.empty((B, H), dtype)
     with np.errstate(over="ignore"):
