@@ -145,8 +145,11 @@ def _train_flops(cell, B, T, H, D):
 
 def _gemm_seconds(cell, B, T, H, D, cfg):
     """Time, alone at their shapes, the GEMMs of an rnnkit training step."""
+    from .cells.lstm import COLUMN_MAJOR_MAX_B
+
     GH = GATES[cell] * H
     rng = np.random.default_rng(2)
+    step_out = "F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C"  # as lstm_forward lays it out
 
     def mm(m, k, n, transposed_b=False, out_order="C"):
         a = rng.standard_normal((m, k), dtype=np.float32)
@@ -157,7 +160,7 @@ def _gemm_seconds(cell, B, T, H, D, cfg):
 
     parts = [  # (function, calls per step), each GEMM laid out as the step lays it out
         (mm(T * B, D, GH, True), 1),  # input projection x W_ih^T
-        (mm(B, H, GH, True, "F" if B > 1 else "C"), T),  # recurrence h W_hh^T
+        (mm(B, H, GH, True, step_out), T),  # recurrence h W_hh^T
         (mm(B, GH, H), T),  # backward recurrence dgates W_hh
         (mm(GH, T * B, D), 1),  # dW_ih
         (mm(GH, T * B, H), 1),  # dW_hh
