@@ -86,6 +86,12 @@ def test_dispatch_rules(monkeypatch):
     assert compiled.lstm_kernels(8, 128, np.float32) is not None
     monkeypatch.setenv("RNNKIT_COMPILED", "0")
     assert compiled.lstm_kernels(1, 8, np.float32) is None
+    for off in ("false", "OFF", " no "):
+        monkeypatch.setenv("RNNKIT_COMPILED", off)
+        assert compiled.lstm_kernels(1, 8, np.float32) is None
+    monkeypatch.setenv("RNNKIT_COMPILED", "maybe")
+    with pytest.raises(ValueError, match="RNNKIT_COMPILED must be 0 or 1"):
+        compiled.lstm_kernels(1, 8, np.float32)
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "many")
     with pytest.raises(ValueError, match="RNNKIT_COMPILED_MAX_UNITS must be an integer"):
@@ -118,8 +124,9 @@ def _ulp_error(got, exact):
 
 
 def _vector_math():
-    _, _, sigmoid_, tanh_ = compiled._numba_kernels(np.float32)
-    return sigmoid_, tanh_
+    from rnnkit.cells import _compiled_kernels as k
+
+    return k.sigmoid_kernel, k.tanh_kernel
 
 
 def _run(fn, x):
@@ -164,3 +171,68 @@ def test_float32_math_special_values():
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(_run(sigmoid_, far), 1 / (1 + np.exp(-far)))
     np.testing.assert_array_equal(t[1:], np.float32([1.0, -1.0, 0.0, 1.0, -1.0]))
+
+
+def test_sigmoid_where_exp_is_near_overflow():
+    """-88.72 < x < -88: exp(-x) is finite but huge; the sigmoid is a subnormal there."""
+    sigmoid_, _ = _vector_math()
+    x = np.linspace(-88.72, -87.5, 1001).astype(np.float32)
+    with np.errstate(over="ignore"):
+        exact = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(_run(sigmoid_, x), exact, rtol=1e-5, atol=0)
+
+
+def _backward_both_paths(monkeypatch, dtype, c0, dc_n, mask=None, d_output=None):
+    from rnnkit.cells import lstm_backward, lstm_forward
+
+    rng = np.random.default_rng(0)
+    T, B, H = 3, 2, 4
+    w_hh = rng.standard_normal((4 * H, H)).astype(dtype)
+    gx0 = rng.standard_normal((T, B, 4 * H)).astype(dtype)
+    gx0[..., H:2 * H] = 50.0  # forget gate saturated: f(1-f) = 0 in float32
+    out = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("RNNKIT_COMPILED", flag)
+        cache = lstm_forward(gx0.copy(), np.zeros((B, H), dtype), np.full((B, H), c0, dtype),
+                             w_hh, mask)
+        with np.errstate(all="ignore"):
+            out.append(lstm_backward(d_output, None, np.full((B, H), dc_n, dtype), cache, w_hh))
+    return out
+
+
+def test_backward_overflows_only_where_the_numpy_loop_does(monkeypatch):
+    """dc * (f(1-f) * c_prev), NumPy's order: (dc * c_prev) would overflow to inf * 0 = NaN."""
+    for dtype, c0, dc_n in ((np.float32, 1e30, 1e9), (np.float32, 3e38, 2.0),
+                            (np.float64, 1e300, 1e10)):
+        comp, ref = _backward_both_paths(monkeypatch, dtype, c0, dc_n)
+        for a, b in zip(comp, ref):
+            np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
+
+
+def test_padded_steps_carry_d_output_on_both_paths(monkeypatch):
+    """At a padded step the state is copied, so its gradient flows to the step before."""
+    mask = np.array([[True, True], [True, False], [False, False]])[..., None]
+    d_output = np.random.default_rng(1).standard_normal((3, 2, 4))
+    comp, ref = _backward_both_paths(monkeypatch, np.float64, 0.5, 0.1, mask, d_output)
+    for a, b in zip(comp, ref):
+        assert rel_error(a, b) < 1e-13
+
+
+def test_compiled_loops_load_from_numbas_disk_cache(tmp_path):
+    """A second process finds the loops in the cache instead of compiling them again."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, rnnkit\n"
+        "from rnnkit.cells import _compiled_kernels as k\n"
+        "m = rnnkit.LSTM(3, 4, rng=0)\n"
+        "out, _ = m(np.ones((5, 2, 3), np.float32))\n"
+        "m.backward(np.ones_like(out))\n"
+        "print(sum(k.lstm_forward_loop.stats.cache_hits.values()),"
+        " sum(k.lstm_backward_loop.stats.cache_hits.values()))\n")
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path), "RNNKIT_COMPILED": "1"}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs[0] == ["0", "0"]  # compiled and saved
+    assert runs[1] == ["1", "1"], runs  # both loaded

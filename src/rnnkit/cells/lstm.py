@@ -125,8 +125,7 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
     c[0] = c0
     kernels = None if w_hr is not None else lstm_kernels(B, H, dtype)
     if kernels is not None:  # small steps: one compiled loop (same equations, same cache)
-        kernels[0](gx, h, c, tanh_c, np.ascontiguousarray(w_hh.T),
-                   None if mask is None else mask[..., 0])
+        kernels[0](gx, h, c, tanh_c, w_hh, None if mask is None else mask[..., 0])
         return LSTMCache(gx, h, c, tanh_c, mask, m)
     w_hh_T = w_hh.T  # (H, 4H), a view: BLAS reads it transposed
     # OpenBLAS writes h W_hh^T fastest as its transpose (W_hh h^T, column-major) at
@@ -216,7 +215,9 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
     ``dh`` above, and ``dW_hr = sum_t dh_t^T m_t`` (one GEMM after the loop).
 
     At padded steps (mask False) the carried gradients pass through
-    unchanged and ``dgates`` is zero.
+    unchanged and ``dgates`` is zero; a nonzero ``d_output[t]`` there is added
+    to the carried ``dh`` (the state at a padded step is a copy of the one
+    before). The layers zero ``d_output`` at padded steps.
 
     Parameters
     ----------
