@@ -365,7 +365,7 @@ def _machine(torch, threadpool_info):
         pass
     from .cells import compiled
 
-    if compiled.available() and os.environ.get("RNNKIT_COMPILED", "1") != "0":
+    if compiled.available() and compiled.enabled():
         import numba
 
         loops = f"numba {numba.__version__} for B*H <= {compiled.max_units()}"
