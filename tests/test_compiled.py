@@ -236,3 +236,22 @@ def test_compiled_loops_load_from_numbas_disk_cache(tmp_path):
                            text=True, check=True).stdout.split() for _ in range(2)]
     assert runs[0] == ["0", "0"]  # compiled and saved
     assert runs[1] == ["1", "1"], runs  # both loaded
+
+
+def test_without_numba_the_numpy_loop_runs(monkeypatch):
+    """numba missing: no compiled loop, and the failed import is not retried every step."""
+    import sys
+
+    monkeypatch.setattr(compiled, "_import_failed", [])
+    import rnnkit.cells
+
+    monkeypatch.delitem(sys.modules, "rnnkit.cells._compiled_kernels")
+    monkeypatch.delattr(rnnkit.cells, "_compiled_kernels")
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    assert compiled.lstm_kernels(1, 8, np.float32) is None
+    assert not compiled.available() and len(compiled._import_failed) == 1
+    m = LSTM(2, 4, dtype=np.float64, rng=0)
+    out, _ = m(np.ones((3, 2, 2)))
+    m.backward(np.ones_like(out))
+    assert len(compiled._import_failed) == 1

@@ -33,11 +33,17 @@ _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
 
 
+_import_failed = []  # non-empty once importing numba failed: not retried at every step
+
+
 def _numba_kernels():
     """The compiled-loop module (numba caches its loops on disk); None without numba."""
+    if _import_failed:
+        return None
     try:
         from . import _compiled_kernels
-    except ImportError:
+    except ImportError as e:
+        _import_failed.append(e)
         return None
     return _compiled_kernels
 
