@@ -175,6 +175,32 @@ def test_train_rejects_bad_val_fraction(tmp_path, capsys, text_file):
     assert_usage_error(result, "train", "--val-fraction")
 
 
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "0.6", "0.999", "1", "nan"])
+def test_train_refuses_a_val_fraction_that_leaves_little_to_train_on(tmp_path, capsys,
+                                                                     text_file, value):
+    result = run(capsys, "train", text_file, *TINY, "--val-fraction", value,
+                 "--out", tmp_path / "out")
+    assert_usage_error(result, "train", "--val-fraction", "(0, 0.5]", value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_samples_with_the_runs_seed_and_ignores_seed(text_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", text_file, *TINY, "--seed", "7", "--sample-length", "0",
+                       "--out", out)
+    assert code == 0, err
+    code, expected, _ = run(capsys, "sample", out, "--seed", "7", "--length", "40",
+                            "--temperature", "0.8")
+    assert code == 0
+    for extra in ([], ["--seed", "5"]):
+        code, stdout, err = run(capsys, "train", "--resume", out, "--no-progress",
+                                "--sample-length", "40", *extra)
+        assert code == 0, err
+        assert ("ignoring --seed" in err) == bool(extra)
+        sample = stdout.split("--- sample (temperature 0.8, seed 7) ---\n", 1)[1]
+        assert sample == expected
+
 def test_train_rejects_a_prime_outside_the_vocabulary_before_training(text_file, tmp_path,
                                                                       capsys):
     result = run(capsys, "train", text_file, *TINY, "--prime", "€", "--out", tmp_path / "out")

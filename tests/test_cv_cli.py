@@ -154,6 +154,9 @@ def test_help_explains(capsys):
 @pytest.mark.parametrize("argv,needles", [
     (["--hidden-sizes", "8,x"], ["--hidden-sizes", "'x'"]),
     (["--hidden-sizes", "0,8"], ["--hidden-sizes", ">= 1"]),
+    (["--hidden-sizes", "8,,16"], ["--hidden-sizes", "'8,,16'", "an empty item"]),
+    (["--hidden-sizes", "8,16,"], ["--hidden-sizes", "an empty item"]),
+    (["--num-layers", "1,,2"], ["--num-layers", "an empty item"]),
     (["--folds", "1"], ["--folds must be >= 2"]),
     (["--cells", "lstm,transformer"], ["--cells"]),
     (["--n-jobs", "0"], ["--n-jobs"]),
@@ -187,3 +190,8 @@ def test_bad_files_exit_2_with_one_line(capsys, tmp_path):
 def test_unknown_data_set_name(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "rnnkit.data.datasets", types.ModuleType("empty"))
     assert_usage_error(run(capsys, "cv", "--data", "nosuchset"), "unknown data set 'nosuchset'")
+
+
+def test_without_scikit_learn_says_which_extra_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    assert_usage_error(run(capsys, "cv", *TINY), "scikit-learn", "pip install 'rnnkit[sklearn]'")

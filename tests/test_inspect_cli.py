@@ -87,6 +87,12 @@ def test_missing_folder_is_one_line_and_exit_2(tmp_path, capsys):
     assert_usage_error(run(capsys, "inspect", tmp_path / "nowhere"), "not a model folder")
 
 
+
+@pytest.mark.parametrize("value", ["-2", "0"])
+def test_a_count_below_one_is_refused_by_the_parser(tmp_path, capsys, value):
+    assert_usage_error(run(capsys, "inspect", tmp_path / "nowhere", "--steps", value),
+                       "--steps", "a positive integer", value)
+
 def test_bad_text_and_bad_input_are_one_line_errors(char_model, tmp_path, capsys):
     assert_usage_error(run(capsys, "inspect", char_model, "--text", "snow \u2603"),
                        "characters the model does not know", "\u2603")

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -402,3 +403,16 @@ def test_results_script_quick_smoke_run(tmp_path, capsys):
                     "the rest passed")
     assert "| rnnkit LSTM(8) |" in text.split("## fsdd")[1]
     assert "Jakobovski/free-spoken-digit-dataset" in text
+
+
+@pytest.mark.parametrize("argv,command", [
+    (["train", "--task", "forecast", "--data", "sunspots"], "train"),
+    (["train", "--task", "classify", "--data", "digits"], "train"),
+    (["predict", "runs/none"], "predict"),
+    (["evaluate", "runs/none"], "evaluate"),
+])
+def test_without_scikit_learn_says_which_extra_to_install(argv, command, tmp_path, capsys,
+                                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    result = run(capsys, *argv, *(["--out", tmp_path / "m", *TINY] if command == "train" else []))
+    assert_usage_error(result, command, "scikit-learn", "pip install 'rnnkit[sklearn]'")

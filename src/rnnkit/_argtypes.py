@@ -34,3 +34,26 @@ def non_negative_float(text):
 
 def fraction(text):
     return _parse(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def validation_fraction(text):
+    """The held-out part of the data: more than nothing, at most half, so training keeps most."""
+    return _parse(text, float, lambda v: 0 < v <= 0.5, "a fraction in (0, 0.5]")
+
+
+def positive_int_list(text):
+    """Comma-separated integers >= 1, e.g. ``8,16,32``; returns them in order, repeats dropped."""
+    expected = "comma-separated integers >= 1"
+    values = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} (an empty item)")
+        try:
+            value = int(item)
+        except ValueError:
+            value = None
+        if value is None or value < 1:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} (item {item!r})")
+        values.append(value)
+    return list(dict.fromkeys(values))

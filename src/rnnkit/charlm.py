@@ -77,6 +77,7 @@ class CharLMResult:
     out_dir: str | None
     interrupted: bool = False  # stopped by a request (signal) before the planned steps
     steps: int = 0  # optimizer steps done in all
+    settings: CharLMSettings | None = None  # the run's settings (a resumed run's: the saved ones)
 
 
 def build_config(vocab_size, settings):
@@ -256,7 +257,8 @@ def _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint):
     if out_dir:
         save_model(out_dir, model, metadata=metadata)
     return CharLMResult(model, vocab, history, val_loss, baselines, out_dir,
-                        interrupted=trainer.interrupted, steps=trainer.pos.step)
+                        interrupted=trainer.interrupted, steps=trainer.pos.step,
+                        settings=settings)
 
 
 def _fmt(nats):

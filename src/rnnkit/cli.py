@@ -14,7 +14,14 @@ import sys
 import threading
 
 from . import __version__
-from ._argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from ._argtypes import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    validation_fraction,
+)
 from .task_cli import TASK_EPILOG, add_task_options, task_default
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -99,8 +106,8 @@ def build_parser():
                    help="optimizer steps (default: 1000 on the built-in corpus, else --epochs)")
     g.add_argument("--epochs", type=positive_int, default=1,
                    help="passes over the text when --steps is not given")
-    g.add_argument("--val-fraction", type=float, default=0.1,
-                   help="the last part of the text held out for validation")
+    g.add_argument("--val-fraction", type=validation_fraction, default=0.1,
+                   help="the last part of the text held out for validation (at most 0.5)")
     g.add_argument("--eval-every", type=non_negative_int, default=250,
                    help="validate every N steps (0: once per epoch)")
     g.add_argument("--seed", type=non_negative_int, default=0,
@@ -196,9 +203,11 @@ def _finish_train(args, result, stopper, out_dir):
         return code
     print(f"saved model to {out_dir}")
     if args.sample_length:
-        print(f"--- sample (temperature {args.temperature}, seed {args.seed}) ---")
+        # a resumed run samples with its own seed (--seed is ignored with --resume)
+        seed = result.settings.seed if args.resume else args.seed
+        print(f"--- sample (temperature {args.temperature}, seed {seed}) ---")
         print(sample_text(result.model, result.vocab, args.prime, args.sample_length,
-                          args.temperature, seed=args.seed))
+                          args.temperature, seed=seed))
     return EXIT_OK
 
 
@@ -250,8 +259,6 @@ def _cmd_train(args):
         finally:
             stopper.restore()
         return _finish_train(args, result, stopper, args.resume)
-    if not 0 < args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     if args.dropout and args.num_layers == 1:
         raise ValueError("--dropout acts between recurrent layers: it needs --num-layers 2 or "
                          f"more, got --num-layers 1 with --dropout {args.dropout}")

@@ -9,13 +9,27 @@ and prints; the work is in :mod:`rnnkit.jobs`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from ._argtypes import non_negative_float, non_negative_int, positive_int
 
-__all__ = ["TASKS", "add_task_options", "check_task_options", "resolve_task_defaults",
-           "run_train_task", "task_default"]
+__all__ = ["TASKS", "add_task_options", "check_task_options", "require_sklearn",
+           "resolve_task_defaults", "run_train_task", "task_default"]
+
+#: The extra that installs scikit-learn (the estimators behind the tasks and ``rnnkit cv``).
+SKLEARN_EXTRA = "rnnkit[sklearn]"
+
+
+def require_sklearn(what):
+    """Import scikit-learn, or raise an ImportError that says ``what`` needs it and which extra
+    installs it (checked before any data are read)."""
+    try:
+        importlib.import_module("sklearn")
+    except ImportError:
+        raise ImportError(f"{what} needs scikit-learn, which is not installed: pip install "
+                          f"'{SKLEARN_EXTRA}' (or pip install scikit-learn)") from None
 
 #: ``--task`` choices; 'text' is the character-level language model.
 TASKS = ("text", "forecast", "classify")
@@ -273,6 +287,7 @@ def run_train_task(args):
     """``rnnkit train --task forecast|classify``: train, test, save, plot; returns 0."""
     from . import jobs
 
+    require_sklearn(f"--task {args.task}")
     spec = _data_spec(args)
     params = _estimator_params(args)
     test_size = jobs.parse_test_size(args.test_size)

@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from .._argtypes import positive_int_list
+
 NAME = "cv"
 
 _EPILOG = """\
@@ -57,11 +59,12 @@ def add_parser(subparsers, formatter_class):
                    help="auto: forecast a lone series, classify integer or string labels, "
                         "else regress")
     g = p.add_argument_group("search")
-    g.add_argument("--hidden-sizes", default="8,16,32,64", metavar="H,H,...",
+    g.add_argument("--hidden-sizes", type=positive_int_list, default="8,16,32,64",
+                   metavar="H,H,...",
                    help="comma-separated hidden sizes to try")
     g.add_argument("--cells", default="lstm", metavar="CELL,...",
                    help="comma-separated cells among lstm, gru, rnn")
-    g.add_argument("--num-layers", default="1", metavar="L,...",
+    g.add_argument("--num-layers", type=positive_int_list, default="1", metavar="L,...",
                    help="comma-separated numbers of stacked layers")
     g.add_argument("--folds", default="5", metavar="K",
                    help="cross-validation folds (>= 2)")
@@ -97,22 +100,6 @@ def add_parser(subparsers, formatter_class):
 
 
 # ----------------------------------------------------------- argument checks
-def _int_list(text, option, minimum=1):
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not items:
-        raise ValueError(f"{option} needs at least one value, got {text!r}")
-    out = []
-    for t in items:
-        try:
-            v = int(t)
-        except ValueError:
-            raise ValueError(f"{option} must be comma-separated integers, got {t!r}") from None
-        if v < minimum:
-            raise ValueError(f"{option} values must be >= {minimum}, got {v}")
-        out.append(v)
-    return list(dict.fromkeys(out))
-
-
 def _number(text, option, kind=int, minimum=None, positive=False):
     try:
         v = kind(text)
@@ -268,19 +255,22 @@ def _describe(X, y, task):
 
 # ----------------------------------------------------------------------- run
 def run(args):
+    from ..task_cli import require_sklearn
+
+    require_sklearn("cross-validation")
     from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
     from sklearn.pipeline import Pipeline
 
     from ..estimators import RNNClassifier, RNNForecaster, RNNRegressor, SequenceScaler
     from ..selection import format_table, search_hidden_size, summarize_search
 
-    hidden = _int_list(args.hidden_sizes, "--hidden-sizes")
+    hidden = args.hidden_sizes  # a list of integers >= 1 (positive_int_list)
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     bad = [c for c in cells if c not in ("lstm", "gru", "rnn")]
     if not cells or bad:
         raise ValueError(f"--cells must be comma-separated among lstm, gru, rnn, got "
                          f"{args.cells!r}")
-    layers = _int_list(args.num_layers, "--num-layers")
+    layers = args.num_layers
     folds = _number(args.folds, "--folds", minimum=2)
     n_jobs = _number(args.n_jobs, "--n-jobs")
     if n_jobs == 0 or n_jobs < -1:

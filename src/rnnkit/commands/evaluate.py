@@ -142,6 +142,9 @@ def _evaluate_classifier(job, args):
 
 def run(args):
     from ..jobs import load_job
+    from ..task_cli import require_sklearn
+
+    require_sklearn("a saved forecaster or classifier (rnnkit.estimators)")
 
     job = load_job(args.model_dir)
     if job.task == "forecast":

@@ -22,6 +22,8 @@ import os
 
 import numpy as np
 
+from .._argtypes import positive_int
+
 NAME = "inspect"
 
 DEFAULT_TEXT_CHARS = 80
@@ -48,7 +50,7 @@ def add_parser(subparsers, formatter_class):
                         "training text)")
     p.add_argument("--input", default=None, metavar="FILE.npy",
                    help="input of a model of features: a .npy array (T, D) (no pickles)")
-    p.add_argument("--steps", type=int, default=40,
+    p.add_argument("--steps", type=positive_int, default=40,
                    help="length of the noise input when a feature model gets no --input")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise input")
     p.add_argument("--max-units", type=int, default=64, help="units drawn per panel")
