@@ -31,6 +31,7 @@ def require_sklearn(what):
         raise ImportError(f"{what} needs scikit-learn, which is not installed: pip install "
                           f"'{SKLEARN_EXTRA}' (or pip install scikit-learn)") from None
 
+
 #: ``--task`` choices; 'text' is the character-level language model.
 TASKS = ("text", "forecast", "classify")
 
