@@ -20,6 +20,13 @@ The products keep NumPy's association order for every factor of the backward
 pass (``dc * (f(1-f) * c_prev)``, not ``(dc * c_prev) * ...``), so a product
 overflows here exactly when it overflows in the NumPy loop. No ``reassoc``
 fast-math flag: LLVM may not reorder them either.
+
+``error_model="numpy"``: a float division follows IEEE (inf or NaN) instead of
+numba's default Python model, which tests every divisor for zero and raises
+ZeroDivisionError. That test kept LLVM from vectorizing any loop holding a
+division (the sigmoid's ``1 / (1 + e)``, tanh's ``2 / (e + 1)``): tanh over
+4096 floats took 33 us with it and 5 us without. No divisor here can be zero
+(``e >= 0``), so the numbers are the same.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-_jit = njit(cache=True, fastmath={"contract"}, nogil=True, boundscheck=False)
+_jit = njit(cache=True, fastmath={"contract"}, nogil=True, boundscheck=False,
+            error_model="numpy")
 
 F = np.float32
 ONE, TWO, HALF, ZERO = F(1.0), F(2.0), F(0.5), F(0.0)
