@@ -1,8 +1,11 @@
 """The optional compiled LSTM loops (numba) against the NumPy loops and PyTorch.
 
-With numba installed, small LSTM steps (B * H <= 256) take the compiled path,
-so the rest of the suite already checks it against torch at its small sizes.
-Here both paths are forced in turn (``RNNKIT_COMPILED``) and each is checked
+With numba installed, small LSTM steps (B * H <= 256) take the whole-unroll
+compiled loop and larger ones the per-step kernels (NumPy's GEMM, then one
+compiled call for the step's elementwise work), so the rest of the suite
+already checks them against torch. Here the three paths are forced in turn
+(``RNNKIT_COMPILED``, ``RNNKIT_COMPILED_MAX_UNITS=0`` for the per-step
+kernels at small sizes) and each is checked
 against torch over the options that reach the cell loops (layers, directions,
 lengths, given states, float32), and against each other; the float32
 ``exp``/``tanh`` of the compiled path are checked ulp by ulp.
@@ -24,14 +27,22 @@ numba = pytest.importorskip("numba")
 pytest.importorskip("torch")
 
 LSTM_CELL = ("LSTM", None)
-PATHS = ["compiled", "numpy"]
+PATHS = ["compiled", "steps", "numpy"]
+
+
+def use_path(monkeypatch, path):
+    """Force one path: the whole compiled loop, the per-step kernels, or NumPy's loop."""
+    monkeypatch.setenv("RNNKIT_COMPILED", "0" if path == "numpy" else "1")
+    if path == "steps":
+        monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "0")
+    else:
+        monkeypatch.delenv("RNNKIT_COMPILED_MAX_UNITS", raising=False)
 
 
 @pytest.fixture(params=PATHS)
 def path(request, monkeypatch):
     """Run the test once on each path."""
-    monkeypatch.setenv("RNNKIT_COMPILED", "1" if request.param == "compiled" else "0")
-    monkeypatch.delenv("RNNKIT_COMPILED_MAX_UNITS", raising=False)
+    use_path(monkeypatch, request.param)
     return request.param
 
 
@@ -61,17 +72,18 @@ def test_lstm_float32_both_paths_match_torch(path, lengths):
 
 
 def test_unbatched_and_partial_gradients_match_numpy_path(monkeypatch):
-    """No d_output (only the final-state gradient) and unbatched input, on both paths."""
+    """No d_output (only the final-state gradient) and unbatched input, on every path."""
     results = []
-    for flag in ("1", "0"):
-        monkeypatch.setenv("RNNKIT_COMPILED", flag)
+    for p in PATHS:
+        use_path(monkeypatch, p)
         m = LSTM(3, 6, dtype=np.float64, rng=0)
         x = np.random.default_rng(1).standard_normal((9, 3))
         out, (h_n, c_n) = m(x)
         dx, (dh0, dc0) = m.backward(None, (np.ones_like(h_n), None))
         results.append([out, h_n, c_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])
-    for a, b in zip(*results):
-        assert rel_error(a, b) < 1e-13
+    for other in results[:-1]:
+        for a, b in zip(other, results[-1]):
+            assert rel_error(a, b) < 1e-13
 
 
 def test_dispatch_rules(monkeypatch):
@@ -80,10 +92,17 @@ def test_dispatch_rules(monkeypatch):
     assert compiled.available()
     assert compiled.lstm_kernels(1, 128, np.float32) is not None
     assert compiled.lstm_kernels(2, 128, np.float64) is not None  # B*H = 256
-    assert compiled.lstm_kernels(1, 512, np.float32) is None  # above the default limit
+
+    def kind(B, H):
+        return compiled.lstm_kernels(B, H, np.float32)[0].__name__
+
+    assert kind(8, 128) == kind(32, 32) == kind(1, 256) == "forward"  # the whole unroll
+    assert kind(1, 512) == "forward_steps"  # H above 256: W_hh^T streams from memory
+    assert kind(16, 128) == kind(128, 1024) == "forward_steps"  # B*H above 1024
     assert compiled.lstm_kernels(1, 32, np.float16) is None
     monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "2048")
-    assert compiled.lstm_kernels(8, 128, np.float32) is not None
+    assert kind(16, 128) == "forward"
+    assert kind(4, 512) == "forward_steps"
     monkeypatch.setenv("RNNKIT_COMPILED", "0")
     assert compiled.lstm_kernels(1, 8, np.float32) is None
     for off in ("false", "OFF", " no "):
@@ -182,7 +201,7 @@ def test_sigmoid_where_exp_is_near_overflow():
     np.testing.assert_allclose(_run(sigmoid_, x), exact, rtol=1e-5, atol=0)
 
 
-def _backward_both_paths(monkeypatch, dtype, c0, dc_n, mask=None, d_output=None):
+def _backward_all_paths(monkeypatch, dtype, c0, dc_n, mask=None, d_output=None):
     from rnnkit.cells import lstm_backward, lstm_forward
 
     rng = np.random.default_rng(0)
@@ -191,8 +210,8 @@ def _backward_both_paths(monkeypatch, dtype, c0, dc_n, mask=None, d_output=None)
     gx0 = rng.standard_normal((T, B, 4 * H)).astype(dtype)
     gx0[..., H:2 * H] = 50.0  # forget gate saturated: f(1-f) = 0 in float32
     out = []
-    for flag in ("1", "0"):
-        monkeypatch.setenv("RNNKIT_COMPILED", flag)
+    for p in PATHS:
+        use_path(monkeypatch, p)
         cache = lstm_forward(gx0.copy(), np.zeros((B, H), dtype), np.full((B, H), c0, dtype),
                              w_hh, mask)
         with np.errstate(all="ignore"):
@@ -204,18 +223,21 @@ def test_backward_overflows_only_where_the_numpy_loop_does(monkeypatch):
     """dc * (f(1-f) * c_prev), NumPy's order: (dc * c_prev) would overflow to inf * 0 = NaN."""
     for dtype, c0, dc_n in ((np.float32, 1e30, 1e9), (np.float32, 3e38, 2.0),
                             (np.float64, 1e300, 1e10)):
-        comp, ref = _backward_both_paths(monkeypatch, dtype, c0, dc_n)
-        for a, b in zip(comp, ref):
-            np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
+        *compiled_paths, ref = _backward_all_paths(monkeypatch, dtype, c0, dc_n)
+        for comp in compiled_paths:
+            for a, b in zip(comp, ref):
+                np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
 
 
-def test_padded_steps_carry_d_output_on_both_paths(monkeypatch):
+def test_padded_steps_carry_d_output_on_every_path(monkeypatch):
     """At a padded step the state is copied, so its gradient flows to the step before."""
     mask = np.array([[True, True], [True, False], [False, False]])[..., None]
     d_output = np.random.default_rng(1).standard_normal((3, 2, 4))
-    comp, ref = _backward_both_paths(monkeypatch, np.float64, 0.5, 0.1, mask, d_output)
-    for a, b in zip(comp, ref):
-        assert rel_error(a, b) < 1e-13
+    *compiled_paths, ref = _backward_all_paths(monkeypatch, np.float64, 0.5, 0.1, mask,
+                                               d_output)
+    for comp in compiled_paths:
+        for a, b in zip(comp, ref):
+            assert rel_error(a, b) < 1e-13
 
 
 def test_compiled_loops_load_from_numbas_disk_cache(tmp_path):
@@ -224,18 +246,20 @@ def test_compiled_loops_load_from_numbas_disk_cache(tmp_path):
     import sys
 
     script = (
-        "import numpy as np, rnnkit\n"
+        "import os, numpy as np, rnnkit\n"
         "from rnnkit.cells import _compiled_kernels as k\n"
-        "m = rnnkit.LSTM(3, 4, rng=0)\n"
-        "out, _ = m(np.ones((5, 2, 3), np.float32))\n"
-        "m.backward(np.ones_like(out))\n"
-        "print(sum(k.lstm_forward_loop.stats.cache_hits.values()),"
-        " sum(k.lstm_backward_loop.stats.cache_hits.values()))\n")
+        "for units in ('256', '0'):  # the whole loop, then the per-step kernels\n"
+        "    os.environ['RNNKIT_COMPILED_MAX_UNITS'] = units\n"
+        "    m = rnnkit.LSTM(3, 4, rng=0)\n"
+        "    out, _ = m(np.ones((5, 2, 3), np.float32))\n"
+        "    m.backward(np.ones_like(out))\n"
+        "print(*(sum(f.stats.cache_hits.values()) for f in (k.lstm_forward_loop,"
+        " k.lstm_backward_loop, k.lstm_forward_step, k.lstm_backward_step)))\n")
     env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path), "RNNKIT_COMPILED": "1"}
     runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                            text=True, check=True).stdout.split() for _ in range(2)]
-    assert runs[0] == ["0", "0"]  # compiled and saved
-    assert runs[1] == ["1", "1"], runs  # both loaded
+    assert runs[0] == ["0"] * 4  # compiled and saved
+    assert runs[1] == ["1"] * 4, runs  # all loaded
 
 
 def test_without_numba_the_numpy_loop_runs(monkeypatch):
@@ -255,3 +279,26 @@ def test_without_numba_the_numpy_loop_runs(monkeypatch):
     out, _ = m(np.ones((3, 2, 2)))
     m.backward(np.ones_like(out))
     assert len(compiled._import_failed) == 1
+
+
+@pytest.mark.parametrize("B,H", [(6, 6), (9, 8), (4, 13)])
+def test_row_blocks_and_remainders_match_numpy_path(monkeypatch, B, H):
+    """The compiled products take rows four at a time: full blocks, leftover rows and columns."""
+    from rnnkit.cells import lstm_backward, lstm_forward
+
+    rng = np.random.default_rng(B * H)
+    T = 4
+    w_hh = rng.standard_normal((4 * H, H))
+    gx0 = rng.standard_normal((T, B, 4 * H))
+    mask = (np.arange(T)[:, None] < rng.integers(1, T + 1, B))[..., None]
+    d_output = rng.standard_normal((T, B, H)) * mask
+    h0 = rng.standard_normal((B, H))
+    results = []
+    for p in PATHS:
+        use_path(monkeypatch, p)
+        cache = lstm_forward(gx0.copy(), h0, np.ones((B, H)), w_hh, mask)
+        outputs = [cache.h.copy(), cache.c.copy()]
+        results.append(outputs + list(lstm_backward(d_output, None, None, cache, w_hh)))
+    for other in results[:-1]:
+        for a, b in zip(other, results[-1]):
+            assert rel_error(a, b) < 1e-12

@@ -206,8 +206,8 @@ def test_variable_length_equals_one_by_one(cell, bidirectional):
     clf = fast(RNNClassifier, cell=cell, bidirectional=bidirectional, num_layers=2).fit(X, y)
     together = clf.predict_proba(X)
     alone = np.concatenate([clf.predict_proba(s[None]) for s in X])  # (1, T_i, D) each
-    # equal to float32 round-off, not bit for bit: with numba installed a batch of one runs
-    # the compiled LSTM loop (B*H <= 256) and the batch of 60 the NumPy loop; a padded
+    # equal to float32 round-off, not bit for bit: with numba installed a batch of one and
+    # the batch of 60 can take different LSTM loops (rnnkit.cells.compiled); a padded
     # step leaking into a sequence would move the probabilities by far more than 1e-6
     np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-7)
 

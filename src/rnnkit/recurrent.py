@@ -378,10 +378,8 @@ class RNNBase(Module):
                     gx = (x_dir.reshape(T * B, Dk) @ w_ih.T).reshape(T, B, -1)  # (T, B, G*H)
                 idx = layer * K + k
                 if self.mode == "LSTM":
-                    if self.bias:
-                        gx += b_ih + b_hh
                     cache = lstm_forward(gx, states[0][idx], states[1][idx], w_hh, step_mask,
-                                         w_hr)
+                                         w_hr, bias=b_ih + b_hh if self.bias else None)
                     c_n[idx] = cache.c[-1]
                 elif self.mode == "GRU":
                     b_hn = None
@@ -557,18 +555,19 @@ class RNNBase(Module):
                     g = self.grads
                     g[f"weight_ih{sfx}"] += dgx2.T @ x_dir.reshape(T * B, -1)  # (G*H, D)
                     if self.bias:
-                        g[f"bias_ih{sfx}"] += dgx2.sum(axis=0)
+                        db = dgx2.sum(axis=0)  # b_hh's gradient reuses it (all or 2H of it)
+                        g[f"bias_ih{sfx}"] += db
                     if self.mode == "GRU":  # the recurrent side's n block is dn_pre * r
                         dgh_n2 = dgh_n.reshape(T * B, H)
                         g[f"weight_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].T @ h_prev  # (2H, H)
                         g[f"weight_hh{sfx}"][2 * H:] += dgh_n2.T @ h_prev  # (H, H)
                         if self.bias:
-                            g[f"bias_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].sum(axis=0)
+                            g[f"bias_hh{sfx}"][: 2 * H] += db[: 2 * H]
                             g[f"bias_hh{sfx}"][2 * H:] += dgh_n2.sum(axis=0)
                     else:
                         g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
                         if self.bias:
-                            g[f"bias_hh{sfx}"] += dgx2.sum(axis=0)
+                            g[f"bias_hh{sfx}"] += db
                     dx = (dgx2 @ w_ih).reshape(T, B, -1)  # (T, B, D) in this direction's order
                 if k == 1:
                     dx = dx[::-1] if rev_idx is None else dx[rev_idx, np.arange(B)]

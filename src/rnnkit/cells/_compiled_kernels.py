@@ -132,11 +132,69 @@ def tanh_kernel(a, n, e, bits):
 
 
 @_jit
+def gemm_acc_(out, x, w):
+    """``out += x @ w`` for C-contiguous (B, N), (B, K), (K, N) arrays.
+
+    Four rows of ``x`` at a time, so each row of ``w`` read from the cache
+    serves four output rows (at H = 128, W_hh^T is 256 KiB and a row-at-a-time
+    product streams it from L2 once per row); along ``N`` the loops vectorize.
+    Every element is summed in the same order, ``out += (x_k w_k + ... +
+    x_k+3 w_k+3)`` over k in fours, whatever row block it falls in, so the
+    result does not depend on the batch size or on a row's position.
+    """
+    B, K = x.shape
+    N = w.shape[1]
+    b = 0
+    while b + 4 <= B:
+        o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+        x0, x1, x2, x3 = x[b], x[b + 1], x[b + 2], x[b + 3]
+        k = 0
+        while k + 4 <= K:
+            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+            s00, s01, s02, s03 = x0[k], x0[k + 1], x0[k + 2], x0[k + 3]
+            s10, s11, s12, s13 = x1[k], x1[k + 1], x1[k + 2], x1[k + 3]
+            s20, s21, s22, s23 = x2[k], x2[k + 1], x2[k + 2], x2[k + 3]
+            s30, s31, s32, s33 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
+            for j in range(N):
+                v0, v1, v2, v3 = w0[j], w1[j], w2[j], w3[j]
+                o0[j] += s00 * v0 + s01 * v1 + s02 * v2 + s03 * v3
+                o1[j] += s10 * v0 + s11 * v1 + s12 * v2 + s13 * v3
+                o2[j] += s20 * v0 + s21 * v1 + s22 * v2 + s23 * v3
+                o3[j] += s30 * v0 + s31 * v1 + s32 * v2 + s33 * v3
+            k += 4
+        for kk in range(k, K):
+            wk = w[kk]
+            s0, s1, s2, s3 = x0[kk], x1[kk], x2[kk], x3[kk]
+            for j in range(N):
+                v = wk[j]
+                o0[j] += s0 * v
+                o1[j] += s1 * v
+                o2[j] += s2 * v
+                o3[j] += s3 * v
+        b += 4
+    for bb in range(b, B):
+        o = out[bb]
+        xb = x[bb]
+        k = 0
+        while k + 4 <= K:
+            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+            s0, s1, s2, s3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
+            for j in range(N):
+                o[j] += s0 * w0[j] + s1 * w1[j] + s2 * w2[j] + s3 * w3[j]
+            k += 4
+        for kk in range(k, K):
+            wk = w[kk]
+            s = xb[kk]
+            for j in range(N):
+                o[j] += s * wk[j]
+
+
+@_jit
 def lstm_forward_loop(gx, h, c, tanh_c, w_hh_t, mask):
     """The LSTM unroll of ``lstm_forward``, in place in its cache arrays.
 
-    ``w_hh_t`` is W_hh^T (P, 4H), C-contiguous, so ``W_hh h`` is a sum of rows
-    (axpys that vectorize along 4H); ``mask`` is (T, B) bool or None.
+    ``w_hh_t`` is W_hh^T (P, 4H), C-contiguous, so ``h W_hh^T`` is a sum of
+    rows (axpys that vectorize along 4H); ``mask`` is (T, B) bool or None.
     """
     T, B, G = gx.shape
     H = G // 4
@@ -145,21 +203,9 @@ def lstm_forward_loop(gx, h, c, tanh_c, w_hh_t, mask):
     bits = np.empty(G, np.int32)
     tg = np.empty(H, gx.dtype)
     for t in range(T):
+        gemm_acc_(gx[t], h[t], w_hh_t)  # pre-activations += h_{t-1} W_hh^T
         for b in range(B):
             a = gx[t, b]
-            hp = h[t, b]
-            k = 0
-            while k + 4 <= P:  # a += W_hh h_{t-1}, four rows of W_hh^T per pass over a
-                h0, h1, h2, h3 = hp[k], hp[k + 1], hp[k + 2], hp[k + 3]
-                r0, r1, r2, r3 = w_hh_t[k], w_hh_t[k + 1], w_hh_t[k + 2], w_hh_t[k + 3]
-                for j in range(G):
-                    a[j] += h0 * r0[j] + h1 * r1[j] + h2 * r2[j] + h3 * r3[j]
-                k += 4
-            for kk in range(k, P):
-                hk = hp[kk]
-                row = w_hh_t[kk]
-                for j in range(G):
-                    a[j] += hk * row[j]
             for j in range(H):
                 tg[j] = a[2 * H + j]
             tanh_(tg, H, e, bits)
@@ -190,7 +236,7 @@ def lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one):
     """
     T, B, G = gates.shape
     H = G // 4
-    dh_prev = np.empty(H, gates.dtype)
+    dh_prev = np.empty((B, H), gates.dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             a = gates[t, b]
@@ -214,14 +260,102 @@ def lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one):
                 a[2 * H + j] = dct * ((one - g * g) * i)
                 a[3 * H + j] = dhj * (o * (one - o) * tc)
                 dc[b, j] = dct * fg
-            for k in range(H):
-                dh_prev[k] = 0.0
-            r = 0
-            while r + 4 <= G:  # dh_prev = dgates @ W_hh, four rows per pass
-                s0, s1, s2, s3 = a[r], a[r + 1], a[r + 2], a[r + 3]
-                w0, w1, w2, w3 = w_hh[r], w_hh[r + 1], w_hh[r + 2], w_hh[r + 3]
+        dh_prev[:] = 0.0
+        gemm_acc_(dh_prev, gates[t], w_hh)  # dh_prev = dgates @ W_hh
+        for b in range(B):
+            if mask is None or mask[t, b]:
                 for k in range(H):
-                    dh_prev[k] += s0 * w0[k] + s1 * w1[k] + s2 * w2[k] + s3 * w3[k]
-                r += 4
-            for k in range(H):
-                dh[b, k] = dh_prev[k]
+                    dh[b, k] = dh_prev[b, k]
+
+
+@_jit
+def lstm_forward_step(a2, gh, bias, c_prev, c_next, tanh_c_t, h_prev, h_next, mask_t, e, bits,
+                      tg):
+    """One step of ``lstm_forward`` after its GEMM: all of the step's elementwise work.
+
+    ``a2`` (B, 4H) holds ``gx[t]`` and becomes the gates; ``gh`` (B, 4H) is
+    ``h_{t-1} W_hh^T`` from NumPy's BLAS; ``bias`` (4H,) or None is added
+    first, ``(gx + bias) + gh`` as in the NumPy loop; ``mask_t`` is (B,) bool
+    or None.
+    Scratch: ``e``, ``bits`` (B*4H,) and ``tg`` (B*H,). Each activation runs
+    once over the whole step (not row by row), so its loops are long enough
+    to vectorize well.
+    """
+    B, G = a2.shape
+    H = G // 4
+    for b in range(B):
+        a = a2[b]
+        ghb = gh[b]
+        if bias is None:
+            for j in range(G):
+                a[j] += ghb[j]
+        else:
+            for j in range(G):
+                a[j] = (a[j] + bias[j]) + ghb[j]
+        for j in range(H):
+            tg[b * H + j] = a[2 * H + j]
+    tanh_(tg, B * H, e, bits)
+    sigmoid_(a2.reshape(B * G), B * G, e, bits)  # all 4H columns; g's is replaced next
+    tc = tanh_c_t.reshape(B * H)
+    for b in range(B):
+        a = a2[b]
+        cp = c_prev[b]
+        cn = c_next[b]
+        for j in range(H):
+            g = tg[b * H + j]
+            a[2 * H + j] = g
+            cn[j] = a[H + j] * cp[j] + a[j] * g
+            tc[b * H + j] = cn[j]
+    tanh_(tc, B * H, e, bits)
+    for b in range(B):
+        a = a2[b]
+        hn = h_next[b]
+        if mask_t is None or mask_t[b]:
+            for j in range(H):
+                hn[j] = a[3 * H + j] * tc[b * H + j]
+        else:  # a padded step carries the state unchanged
+            for j in range(H):
+                c_next[b, j] = c_prev[b, j]
+                hn[j] = h_prev[b, j]
+
+
+@_jit
+def lstm_backward_step(d_output_t, dh, dc, a2, c_prev, tanh_c_t, mask_t, keep, one):
+    """One step of ``lstm_backward`` before its GEMM: ``a2`` (gates) becomes dgates.
+
+    Updates ``dh`` (adds ``d_output_t`` if not None) and ``dc`` in place; at
+    padded rows (``mask_t`` False) dgates is zero and ``dh`` is saved in
+    ``keep``, for the caller to put back after ``dh = dgates @ W_hh``.
+    Returns the number of padded rows.
+    """
+    B, G = a2.shape
+    H = G // 4
+    padded = 0
+    for b in range(B):
+        a = a2[b]
+        if d_output_t is not None:
+            for j in range(H):
+                dh[b, j] += d_output_t[b, j]
+        if mask_t is not None and not mask_t[b]:  # padded: the gradients pass untouched
+            for j in range(G):
+                a[j] = 0.0
+            for j in range(H):
+                keep[b, j] = dh[b, j]
+            padded += 1
+            continue
+        cp = c_prev[b]
+        tcb = tanh_c_t[b]
+        for j in range(H):
+            dhj = dh[b, j]
+            i = a[j]
+            fg = a[H + j]
+            g = a[2 * H + j]
+            o = a[3 * H + j]
+            tc = tcb[j]
+            dct = dc[b, j] + dhj * ((one - tc * tc) * o)
+            a[j] = dct * (i * (one - i) * g)
+            a[H + j] = dct * (fg * (one - fg) * cp[j])
+            a[2 * H + j] = dct * ((one - g * g) * i)
+            a[3 * H + j] = dhj * (o * (one - o) * tc)
+            dc[b, j] = dct * fg
+    return padded

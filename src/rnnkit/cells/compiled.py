@@ -1,22 +1,32 @@
-"""Optional compiled time loops (numba) for small LSTM steps, and when to use them.
+"""Optional compiled LSTM loops (numba), and when to use them.
 
-At small sizes (B*H of a few hundred units) a NumPy step is dominated by the
-cost of calling ~20 ufuncs and two GEMMs per step (about 1 us each), not by
-arithmetic. These loops run the whole unroll and its backward pass as one
-compiled function: the same equations as :mod:`rnnkit.cells.lstm`, the same
-cache layout, so either path's backward consumes either path's forward. The
-NumPy loops stay the reference; the two agree to round-off (the recurrent
-sums run in a different order, and float32 ``exp``/``tanh`` are evaluated
-by ``rnnkit.cells._compiled_kernels``), which the tests check.
+A NumPy LSTM step calls ~20 ufuncs (one pass over memory and about 1 us of
+call overhead each) around its two GEMMs, so below the GEMM-bound sizes
+most of its time is not arithmetic. With numba installed the loops run
+compiled, in one of two forms:
 
-Used only when numba is installed (``pip install "rnnkit[fast]"``), the step
-is small (``B * H <= RNNKIT_COMPILED_MAX_UNITS``, default 256: measured
-faster than the NumPy loop up to there; at B=1, H=512 the compiled
-matrix-vector product reads W_hh^T from memory at each step and NumPy's BLAS
-was 1.4x (training) to 2.5x (inference) faster) and the environment
-variable ``RNNKIT_COMPILED`` is not 0 (or false, off, no).
-The matrix products are plain loops here (no second BLAS thread pool next to
-NumPy's); there is no projection (``proj_size``) variant.
+- the whole unroll and its backward pass as one call (``B * H <=
+  RNNKIT_COMPILED_MAX_UNITS``, default 1024, and ``H <= 256``): its matrix
+  products are plain loops, four batch rows per pass over W_hh, so there is
+  no second BLAS thread pool next to NumPy's;
+- above that, each step is NumPy's GEMM (its BLAS, its threads) followed by
+  one compiled call that does all of the step's elementwise work in a few
+  passes (the bias add, the activations, the cell and hidden state; in the
+  backward pass the gate derivatives).
+
+Measured on the project's 2-core machine (forward plus backward loops,
+float32): the whole unroll is 1.6-15x faster than the NumPy loop up to
+B*H = 1024 and slower at H = 512 (it then reads W_hh^T from memory at each
+step: 1.3x the NumPy time at B=1); the per-step form takes 0.5-0.85x the
+NumPy loop's time from B*H = 2048 up, except at B = 32-64 with H >= 512,
+where the GEMM dominates and the two tie. Both keep the NumPy loops'
+equations and cache layout, so either backward consumes either forward. The
+NumPy loops stay the reference; the paths agree to round-off (the recurrent
+sums run in another order, float32 ``exp``/``tanh`` are evaluated by
+``rnnkit.cells._compiled_kernels``), which the tests check.
+
+``RNNKIT_COMPILED=0`` (or false, off, no) forces the NumPy loops. There is no
+projection (``proj_size``) variant.
 
 Reference: numba (Lam, Pitrou & Seibert, 2015), https://numba.pydata.org.
 """
@@ -27,7 +37,9 @@ import os
 
 import numpy as np
 
-DEFAULT_MAX_UNITS = 256
+DEFAULT_MAX_UNITS = 1024  # largest B*H for the whole-unroll loop
+WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache between rows
+COLUMN_MAJOR_MAX_B = 64  # batch sizes whose recurrent GEMM output is column-major
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -93,26 +105,57 @@ def lstm_kernels(B, H, dtype):
     Returns
     -------
     (forward, backward) or None
-        ``forward(gx, h, c, tanh_c, w_hh, mask)`` and ``backward(d_output, dh,
-        dc, gates, c, tanh_c, w_hh, mask)`` with the arguments of the NumPy
-        loops (``mask`` (T, B) bool or None).
+        ``forward(gx, h, c, tanh_c, w_hh, mask, bias)`` and ``backward(d_output,
+        dh, dc, gates, c, tanh_c, w_hh, mask)`` with the arguments of the NumPy
+        loops (``mask`` (T, B) bool or None, ``bias`` (4H,) or None: added to
+        ``gx``). Up to ``max_units()`` units
+        (``B * H``, with ``H <= 256``) the whole unroll is one compiled call;
+        above, each step is NumPy's GEMM followed by one compiled call for
+        all of the step's elementwise work.
     """
     if not enabled():
         return None
-    if B * H > max_units() or np.dtype(dtype) not in (np.float32, np.float64):
+    if np.dtype(dtype) not in (np.float32, np.float64):
         return None
+    whole = B * H <= max_units() and H <= WHOLE_MAX_H
     kernels = _numba_kernels()
     if kernels is None:
         return None
     one = np.dtype(dtype).type(1.0)
+    if whole:
+        def forward(gx, h, c, tanh_c, w_hh, mask, bias):
+            if bias is not None:
+                gx += bias
+            kernels.lstm_forward_loop(gx, h, c, tanh_c, np.ascontiguousarray(w_hh.T), mask)
 
-    def forward(gx, h, c, tanh_c, w_hh, mask):
-        kernels.lstm_forward_loop(gx, h, c, tanh_c, np.ascontiguousarray(w_hh.T), mask)
+        def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+            kernels.lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one)
 
-    def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
-        kernels.lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one)
+        return forward, backward
 
-    return forward, backward
+    def forward_steps(gx, h, c, tanh_c, w_hh, mask, bias):
+        T, B, G = gx.shape
+        gh = np.empty((B, G), gx.dtype, order="F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C")
+        e = np.empty(B * G, gx.dtype)
+        bits = np.empty(B * G, np.int32)
+        tg = np.empty(B * G // 4, gx.dtype)
+        w_hh_T = w_hh.T
+        for t in range(T):
+            np.matmul(h[t], w_hh_T, out=gh)
+            kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t], h[t + 1],
+                                      None if mask is None else mask[t], e, bits, tg)
+
+    def backward_steps(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+        keep = np.empty_like(dh)
+        for t in range(gates.shape[0] - 1, -1, -1):
+            valid = None if mask is None else mask[t]
+            padded = kernels.lstm_backward_step(None if d_output is None else d_output[t], dh, dc,
+                                                gates[t], c[t], tanh_c[t], valid, keep, one)
+            np.matmul(gates[t], w_hh, out=dh)  # dh_prev = dgates @ W_hh
+            if padded:
+                np.copyto(dh, keep, where=~valid[:, None])
+
+    return forward_steps, backward_steps
 
 
 def available():

@@ -26,10 +26,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .compiled import lstm_kernels
+from .compiled import COLUMN_MAJOR_MAX_B, lstm_kernels
 
 GATES = 4
-COLUMN_MAJOR_MAX_B = 64  # batch sizes whose recurrent GEMM output is column-major
 
 
 class LSTMCache(NamedTuple):
@@ -85,14 +84,15 @@ def sigmoid_(a):
     np.reciprocal(a, out=a)
 
 
-def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
+def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     """Run the LSTM over T steps.
 
     Parameters
     ----------
     gx : ndarray (T, B, 4H)
-        Projected input ``x W_ih^T + b_ih + b_hh``. Overwritten in place with
-        the gate activations (it becomes ``cache.gates``).
+        Projected input ``x W_ih^T`` (plus ``b_ih + b_hh``, or see ``bias``).
+        Overwritten in place with the gate activations (it becomes
+        ``cache.gates``).
     h0 : ndarray (B, H), or (B, P) with a projection
     c0 : ndarray (B, H)
         Initial states.
@@ -102,6 +102,9 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
         False at padded steps: there the state is carried unchanged.
     w_hr : ndarray (P, H), optional
         Projection of the hidden state (``proj_size``, Sak et al. 2014).
+    bias : ndarray (4H,), optional
+        ``b_ih + b_hh``, added to ``gx`` here (the compiled per-step path adds
+        it in the step's elementwise pass instead of a pass of its own).
 
     Returns
     -------
@@ -124,9 +127,11 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None):
     h[0] = h0
     c[0] = c0
     kernels = None if w_hr is not None else lstm_kernels(B, H, dtype)
-    if kernels is not None:  # small steps: one compiled loop (same equations, same cache)
-        kernels[0](gx, h, c, tanh_c, w_hh, None if mask is None else mask[..., 0])
+    if kernels is not None:  # compiled loops: same equations, same cache
+        kernels[0](gx, h, c, tanh_c, w_hh, None if mask is None else mask[..., 0], bias)
         return LSTMCache(gx, h, c, tanh_c, mask, m)
+    if bias is not None:
+        gx += bias
     w_hh_T = w_hh.T  # (H, 4H), a view: BLAS reads it transposed
     # OpenBLAS writes h W_hh^T fastest as its transpose (W_hh h^T, column-major) at
     # 1 < B <= 64: about 1.3x at B=32, H=512 on 2 threads (the add below then reads it
