@@ -320,22 +320,26 @@ def lstm_forward_step(a2, gh, bias, c_prev, c_next, tanh_c_t, h_prev, h_next, ma
 
 
 @_jit
-def lstm_backward_step(d_output_t, dh, dc, a2, c_prev, tanh_c_t, mask_t, keep, one):
+def lstm_backward_step(d_output_t, dh_in, dh, dc, a2, c_prev, tanh_c_t, mask_t, keep, one):
     """One step of ``lstm_backward`` before its GEMM: ``a2`` (gates) becomes dgates.
 
-    Updates ``dh`` (adds ``d_output_t`` if not None) and ``dc`` in place; at
-    padded rows (``mask_t`` False) dgates is zero and ``dh`` is saved in
-    ``keep``, for the caller to put back after ``dh = dgates @ W_hh``.
-    Returns the number of padded rows.
+    ``dh <- dh_in + d_output_t`` (``d_output_t`` may be None; ``dh_in`` is the
+    previous step's GEMM output, in either memory order), then ``dc`` is
+    updated in place. At padded rows (``mask_t`` False) dgates is zero and
+    ``dh`` is saved in ``keep``, for the caller to put back after the GEMM
+    ``dh_in = dgates @ W_hh``. Returns the number of padded rows.
     """
     B, G = a2.shape
     H = G // 4
     padded = 0
     for b in range(B):
         a = a2[b]
-        if d_output_t is not None:
+        if d_output_t is None:
             for j in range(H):
-                dh[b, j] += d_output_t[b, j]
+                dh[b, j] = dh_in[b, j]
+        else:
+            for j in range(H):
+                dh[b, j] = dh_in[b, j] + d_output_t[b, j]
         if mask_t is not None and not mask_t[b]:  # padded: the gradients pass untouched
             for j in range(G):
                 a[j] = 0.0

@@ -39,7 +39,10 @@ import numpy as np
 
 DEFAULT_MAX_UNITS = 1024  # largest B*H for the whole-unroll loop
 WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache between rows
-COLUMN_MAJOR_MAX_B = 64  # batch sizes whose recurrent GEMM output is column-major
+# batch sizes whose recurrent GEMMs write column-major output: OpenBLAS is 1.1-1.5x faster
+# at B = 32, H >= 512 so (W_hh as the transpose of a contiguous W_hh^T in backward); at
+# B = 128 the strided reads cost more than the GEMMs gain
+COLUMN_MAJOR_MAX_B = 64
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -133,9 +136,11 @@ def lstm_kernels(B, H, dtype):
 
         return forward, backward
 
+    order = "F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C"
+
     def forward_steps(gx, h, c, tanh_c, w_hh, mask, bias):
         T, B, G = gx.shape
-        gh = np.empty((B, G), gx.dtype, order="F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C")
+        gh = np.empty((B, G), gx.dtype, order=order)
         e = np.empty(B * G, gx.dtype)
         bits = np.empty(B * G, np.int32)
         tg = np.empty(B * G // 4, gx.dtype)
@@ -147,13 +152,19 @@ def lstm_kernels(B, H, dtype):
 
     def backward_steps(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
         keep = np.empty_like(dh)
+        dh_in = np.empty(dh.shape, dh.dtype, order=order)  # the GEMM's output
+        np.copyto(dh_in, dh)
+        # column-major output: W_hh read as the transpose of a contiguous W_hh^T is faster
+        w_hh_T = np.ascontiguousarray(w_hh.T) if order == "F" else w_hh.T
         for t in range(gates.shape[0] - 1, -1, -1):
             valid = None if mask is None else mask[t]
-            padded = kernels.lstm_backward_step(None if d_output is None else d_output[t], dh, dc,
-                                                gates[t], c[t], tanh_c[t], valid, keep, one)
-            np.matmul(gates[t], w_hh, out=dh)  # dh_prev = dgates @ W_hh
+            padded = kernels.lstm_backward_step(None if d_output is None else d_output[t], dh_in,
+                                                dh, dc, gates[t], c[t], tanh_c[t], valid, keep,
+                                                one)
+            np.matmul(gates[t], w_hh_T.T, out=dh_in)  # dh_prev = dgates @ W_hh
             if padded:
-                np.copyto(dh, keep, where=~valid[:, None])
+                np.copyto(dh_in, keep, where=~valid[:, None])
+        np.copyto(dh, dh_in)
 
     return forward_steps, backward_steps
 
