@@ -269,54 +269,61 @@ def lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one):
 
 
 @_jit
-def lstm_forward_step(a2, gh, bias, c_prev, c_next, tanh_c_t, h_prev, h_next, mask_t, e, bits,
-                      tg):
+def lstm_forward_step(a2, gh, bias, c_prev, c_next, tanh_c_t, h_prev, h_next, mask_t, rows, e,
+                      bits, tg):
     """One step of ``lstm_forward`` after its GEMM: all of the step's elementwise work.
 
     ``a2`` (B, 4H) holds ``gx[t]`` and becomes the gates; ``gh`` (B, 4H) is
-    ``h_{t-1} W_hh^T`` from NumPy's BLAS; ``bias`` (4H,) or None is added
-    first, ``(gx + bias) + gh`` as in the NumPy loop; ``mask_t`` is (B,) bool
-    or None.
-    Scratch: ``e``, ``bits`` (B*4H,) and ``tg`` (B*H,). Each activation runs
-    once over the whole step (not row by row), so its loops are long enough
-    to vectorize well.
+    ``h_{t-1} W_hh^T`` from NumPy's BLAS, in either memory order; ``bias``
+    (4H,) or None is added first, ``(gx + bias) + gh`` as in the NumPy loop;
+    ``mask_t`` is (B,) bool or None. The rows go ``rows`` at a time, each
+    activation in one pass over them: passes long enough to vectorize well,
+    short enough that the scratch ``e``, ``bits`` (rows*4H,) and ``tg``
+    (rows*H,) stay in cache.
     """
     B, G = a2.shape
     H = G // 4
-    for b in range(B):
-        a = a2[b]
-        ghb = gh[b]
-        if bias is None:
-            for j in range(G):
-                a[j] += ghb[j]
-        else:
-            for j in range(G):
-                a[j] = (a[j] + bias[j]) + ghb[j]
-        for j in range(H):
-            tg[b * H + j] = a[2 * H + j]
-    tanh_(tg, B * H, e, bits)
-    sigmoid_(a2.reshape(B * G), B * G, e, bits)  # all 4H columns; g's is replaced next
-    tc = tanh_c_t.reshape(B * H)
-    for b in range(B):
-        a = a2[b]
-        cp = c_prev[b]
-        cn = c_next[b]
-        for j in range(H):
-            g = tg[b * H + j]
-            a[2 * H + j] = g
-            cn[j] = a[H + j] * cp[j] + a[j] * g
-            tc[b * H + j] = cn[j]
-    tanh_(tc, B * H, e, bits)
-    for b in range(B):
-        a = a2[b]
-        hn = h_next[b]
-        if mask_t is None or mask_t[b]:
+    flat = a2.reshape(B * G)
+    tc_all = tanh_c_t.reshape(B * H)
+    for b0 in range(0, B, rows):
+        b1 = min(B, b0 + rows)
+        for b in range(b0, b1):
+            a = a2[b]
+            ghb = gh[b]
+            if bias is None:
+                for j in range(G):
+                    a[j] += ghb[j]
+            else:
+                for j in range(G):
+                    a[j] = (a[j] + bias[j]) + ghb[j]
             for j in range(H):
-                hn[j] = a[3 * H + j] * tc[b * H + j]
-        else:  # a padded step carries the state unchanged
+                tg[(b - b0) * H + j] = a[2 * H + j]
+        n = (b1 - b0) * H
+        tanh_(tg, n, e, bits)
+        sigmoid_(flat[b0 * G: b1 * G], 4 * n, e, bits)  # all 4H columns; g's is replaced next
+        tc = tc_all[b0 * H: b1 * H]
+        for b in range(b0, b1):
+            a = a2[b]
+            cp = c_prev[b]
+            cn = c_next[b]
+            r = (b - b0) * H
             for j in range(H):
-                c_next[b, j] = c_prev[b, j]
-                hn[j] = h_prev[b, j]
+                g = tg[r + j]
+                a[2 * H + j] = g
+                cn[j] = a[H + j] * cp[j] + a[j] * g
+                tc[r + j] = cn[j]
+        tanh_(tc, n, e, bits)
+        for b in range(b0, b1):
+            a = a2[b]
+            hn = h_next[b]
+            r = (b - b0) * H
+            if mask_t is None or mask_t[b]:
+                for j in range(H):
+                    hn[j] = a[3 * H + j] * tc[r + j]
+            else:  # a padded step carries the state unchanged
+                for j in range(H):
+                    c_next[b, j] = c_prev[b, j]
+                    hn[j] = h_prev[b, j]
 
 
 @_jit
