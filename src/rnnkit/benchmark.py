@@ -149,7 +149,7 @@ def _gemm_seconds(cell, B, T, H, D, cfg):
 
     GH = GATES[cell] * H
     rng = np.random.default_rng(2)
-    step_out = "F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C"  # as lstm_forward lays it out
+    step_out = "F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C"  # as the LSTM loops lay it out
 
     def mm(m, k, n, transposed_b=False, out_order="C"):
         a = rng.standard_normal((m, k), dtype=np.float32)
@@ -161,7 +161,7 @@ def _gemm_seconds(cell, B, T, H, D, cfg):
     parts = [  # (function, calls per step), each GEMM laid out as the step lays it out
         (mm(T * B, D, GH, True), 1),  # input projection x W_ih^T
         (mm(B, H, GH, True, step_out), T),  # recurrence h W_hh^T
-        (mm(B, GH, H), T),  # backward recurrence dgates W_hh
+        (mm(B, GH, H, step_out == "F", step_out), T),  # backward recurrence dgates W_hh
         (mm(GH, T * B, D), 1),  # dW_ih
         (mm(GH, T * B, H), 1),  # dW_hh
         (mm(T * B, GH, D), 1),  # dx
@@ -368,7 +368,9 @@ def _machine(torch, threadpool_info):
     if compiled.available() and compiled.enabled():
         import numba
 
-        loops = f"numba {numba.__version__} for B*H <= {compiled.max_units()}"
+        loops = (f"numba {numba.__version__}: one compiled unroll for B*H <= "
+                 f"{compiled.max_units()} and H <= {compiled.WHOLE_MAX_H}, compiled "
+                 "elementwise steps between NumPy's GEMMs above")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
@@ -497,14 +499,18 @@ GEMM_TARGET = 0.85
 MEMORY_TARGET = 1.3
 SHORTFALL = (
     "Where the LSTM misses (why, and what was tried; details in the notes of the speed "
-    "issue): at B >= 32 with H >= 128 the step is GEMM-bound and PyTorch runs oneDNN's fused "
-    "LSTM, which packs W_hh once per call and spreads the gate arithmetic over both cores; "
-    "NumPy's OpenBLAS re-packs W_hh on every per-step GEMM and NumPy's ufuncs run on one "
-    "core. Tried: a column-major GEMM output (kept, ~1.3x on the recurrent GEMM at B=32), a "
-    "contiguous copy of W_hh^T (slower at B=1), a gates-major (4H, T, B) layout (no gain end "
-    "to end) and splitting the batch over two Python threads with 1-thread BLAS (1.0-2.3x "
-    "slower: M=B/2 GEMMs are inefficient). Small steps (B*H <= 256) run the optional compiled "
-    "loop; between that and the GEMM-bound sizes, ~20 ufunc calls per step remain.")
+    "issue): the misses are at B >= 32, mostly at H = 1024 and on the largest steps, where "
+    "the step is GEMM-bound (see the GEMM throughput below) and PyTorch's oneDNN LSTM packs "
+    "W_hh once per call while OpenBLAS re-packs it in every per-step GEMM; single misses "
+    "elsewhere come and go between runs, as PyTorch's own time on this machine swings by up "
+    "to 2x. With numba installed, rnnkit's LSTM runs small steps (B*H <= 1024, H <= 256) as "
+    "one compiled unroll and larger ones as NumPy's GEMM plus one compiled call per step "
+    "for all the elementwise work; without numba, the NumPy loop (the reference). Tried and "
+    "dropped: a gates-major (4H, T, B) layout, splitting the batch over two Python threads "
+    "with 1-thread BLAS (M=B/2 GEMMs are inefficient), calling BLAS from inside the "
+    "compiled loop (numba reaches SciPy's OpenBLAS, a second thread pool whose spinning "
+    "threads made NumPy's GEMMs 2x slower). Not tried: a numba thread pool for the "
+    "elementwise work (a third spinning pool on 2 cores; GNU OpenMP is not fork-safe).")
 
 
 def geometric_mean(xs):
