@@ -73,3 +73,16 @@ def test_markdown_marks_missed_targets():
     assert "inference at B=1 <= PyTorch's: 1 of 1 cells" in md
     assert "| 1.50 (miss) |" in md.split("## Memory")[1]
     assert "Where the LSTM misses" in md
+
+
+def test_bench_checks_its_output_files_before_the_run(tmp_path, capsys, monkeypatch):
+    import rnnkit.benchmark
+
+    def not_run(*args, **kwargs):
+        raise AssertionError("the benchmark ran before the output path was checked")
+
+    monkeypatch.setattr(rnnkit.benchmark, "run", not_run)
+    assert main(["bench", "--json", str(tmp_path / "missing" / "b.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", "--markdown", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -416,3 +416,20 @@ def test_without_scikit_learn_says_which_extra_to_install(argv, command, tmp_pat
     monkeypatch.setitem(sys.modules, "sklearn", None)
     result = run(capsys, *argv, *(["--out", tmp_path / "m", *TINY] if command == "train" else []))
     assert_usage_error(result, command, "scikit-learn", "pip install 'rnnkit[sklearn]'")
+
+
+def test_output_paths_are_checked_before_the_work(csv_model, tmp_path, capsys):
+    """A folder given as a file, a file given as a folder, a missing folder: one line, no
+    work done first, no temporary names."""
+    folder = csv_model[0]
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert_usage_error(run(capsys, "predict", folder, "--output", tmp_path), "predict",
+                       "--output", "is a folder")
+    assert_usage_error(run(capsys, "predict", folder, "--output", tmp_path / "no" / "f.csv"),
+                       "predict", "the folder", "does not exist")
+    assert_usage_error(run(capsys, "evaluate", folder, "--plots", afile), "evaluate",
+                       "--plots", "is a file; it must be a folder")
+    assert_usage_error(run(capsys, "inspect", folder, "--out", afile), "inspect",
+                       "--out", "is a file; it must be a folder")
+    assert list(tmp_path.iterdir()) == [afile]  # nothing written, no temporary file left

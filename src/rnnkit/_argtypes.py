@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 
 def _parse(text, convert, ok, expected):
@@ -57,3 +58,40 @@ def positive_int_list(text):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} (item {item!r})")
         values.append(value)
     return list(dict.fromkeys(values))
+
+
+def check_output_file(path, option):
+    """Before any work: ``path`` can be written as a file. Returns it.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is a folder, or its folder does not exist or is not writable.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{option} {path}: the folder {folder} is not writable")
+    return path
+
+
+def make_output_folder(path, option, holds=""):
+    """Before any work: create the folder ``path`` if needed and check it is writable.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is a file, cannot be created, or is not writable.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; it must be a folder{holds}")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {path}: the folder is not writable")
+    return path

@@ -220,15 +220,10 @@ def _options_given(args, exclude=()):
 
 def _check_out_dir(out):
     """Make sure --out can hold the model before any time is spent training."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out} is a file; it must be a folder (it will hold "
-                         "model.safetensors, config.json and checkpoint.safetensors)")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"--out {out}: the folder is not writable")
+    from ._argtypes import make_output_folder
+
+    make_output_folder(out, "--out", " (it will hold model.safetensors, config.json and "
+                                     "checkpoint.safetensors)")
     if os.path.exists(os.path.join(out, "checkpoint.safetensors")):
         print(f"rnnkit: {out} holds an earlier run; it will be replaced "
               f"(rnnkit train --resume {out} continues it instead)", file=sys.stderr)

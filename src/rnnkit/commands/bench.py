@@ -75,10 +75,15 @@ def config_from_args(args):
 
 
 def run(args):
+    from .._argtypes import check_output_file
     from ..benchmark import format_markdown
     from ..benchmark import run as run_benchmark
 
-    results = run_benchmark(config_from_args(args))
+    cfg = config_from_args(args)
+    for option, path in (("--markdown", args.markdown), ("--json", args.json)):
+        if path:
+            check_output_file(path, option)  # before the run, not after it
+    results = run_benchmark(cfg)
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(format_markdown(results) + "\n")

@@ -141,11 +141,13 @@ def _evaluate_classifier(job, args):
 
 
 def run(args):
+    from .._argtypes import make_output_folder
     from ..jobs import load_job
     from ..task_cli import require_sklearn
 
     require_sklearn("a saved forecaster or classifier (rnnkit.estimators)")
-
+    if args.plots:
+        make_output_folder(args.plots, "--plots")
     job = load_job(args.model_dir)
     if job.task == "forecast":
         return _evaluate_forecaster(job, args)

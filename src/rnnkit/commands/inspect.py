@@ -105,6 +105,7 @@ def _feature_input(model, path, steps, seed):
 
 
 def run(args):
+    from .._argtypes import make_output_folder
     from ..analysis import fit_pca, project, saliency, saliency_scores
     from ..analysis._model import evaluating
     from ..analysis.plots import plot_saliency, plot_states, plot_trajectories
@@ -112,6 +113,8 @@ def run(args):
 
     if args.max_units < 1:
         raise ValueError(f"--max-units must be >= 1, got {args.max_units}")
+    if args.out is not None:
+        make_output_folder(args.out, "--out")
     model, metadata = load_model(args.model_dir)
     if metadata.get("task") == "charlm":
         if args.input is not None:
@@ -128,8 +131,7 @@ def run(args):
                              "text; inspect works on character models from 'rnnkit train' "
                              "and on models of features")
         x, labels = _feature_input(model, args.input, args.steps, args.seed)
-    out = args.out or os.path.join(args.model_dir, "inspect")
-    os.makedirs(out, exist_ok=True)
+    out = args.out or make_output_folder(os.path.join(args.model_dir, "inspect"), "the folder")
     rnn = model.rnn
     with evaluating(model):
         y, _ = model.forward(x)

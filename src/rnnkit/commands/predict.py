@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 
 NAME = "predict"
@@ -55,9 +54,6 @@ def _write(rows, output):
         return
     from ..io import atomic_write_bytes
 
-    folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--output {output}: the folder {folder} does not exist")
     atomic_write_bytes(output, buf.getvalue().encode("utf-8"))
     print(f"wrote {len(rows) - 1} row(s) to {output}")
 
@@ -112,11 +108,13 @@ def _classify(job, args):
 
 
 def run(args):
+    from .._argtypes import check_output_file
     from ..jobs import load_job
     from ..task_cli import require_sklearn
 
     require_sklearn("a saved forecaster or classifier (rnnkit.estimators)")
-
+    if args.output is not None:
+        check_output_file(args.output, "--output")
     job = load_job(args.model_dir)
     if job.task == "forecast":
         if args.proba:
