@@ -276,7 +276,12 @@ def test_bad_forecast_inputs_exit_2_with_one_line(tmp_path, capsys, series_csv):
     assert_usage_error(run(capsys, "train", "--task", "forecast", nan, "--column", "sales",
                            *out), "train", "line 32", "NaN")
     assert_usage_error(run(capsys, "train", "--task", "forecast", series_csv, "--window", "48",
-                           *out), "train", "--window 48 is too long", "48 observations")
+                           *out), "train", "48 observations", "needs 49", "lower --window")
+    assert_usage_error(run(capsys, "train", "--task", "forecast", series_csv, "--window", "4",
+                           "--season", "50", *out), "train", "4 + 50 lost to differencing",
+                       "lower --window or --season")
+    assert_usage_error(run(capsys, "train", "--task", "forecast", series_csv, "--test-size",
+                           "1000", *out), "train", "leaves none of the 60", "count below 60")
     assert_usage_error(run(capsys, "train", "--task", "forecast", "--data", "moonspots", *out),
                        "train", "unknown series 'moonspots'", "sunspots, airline")
     assert_usage_error(run(capsys, "train", "--task", "forecast", tmp_path / "gone.csv", *out),

@@ -256,9 +256,12 @@ def _n_test(test_size, n, name):
     else:
         raise ValueError(f"test size must be a number of observations >= 1 or a fraction in "
                          f"(0, 1), got {test_size!r}")
-    if not 1 <= k < n:
-        raise ValueError(f"{name}: a test part of {k} leaves {n - k} of {n} observations for "
-                         "training; both parts need at least one")
+    if k >= n:
+        raise ValueError(f"{name}: a test part of {k} observations leaves none of the {n} "
+                         "for training; give a smaller test size (a count below "
+                         f"{n} or a fraction such as 0.2)")
+    if k < 1:
+        raise ValueError(f"{name}: the test part must hold at least one observation, got {k}")
     return k
 
 
@@ -1038,10 +1041,12 @@ def train_forecaster(data, *, window=12, horizon=1, strategy="recursive", transf
     h_fit = horizon if strategy == "direct" else 1
     need = window + tf.order + h_fit
     if data.n_train < need:
-        raise ValueError(f"--window {window} is too long for {data.name}: its training part "
-                         f"has {data.n_train} observations, and one training window needs "
-                         f"{need} (window {window}{_plus_order(tf.order)} + "
-                         f"{h_fit} target{'s' if h_fit > 1 else ''})")
+        culprits = [name for name, part in (("--window", window), ("--season", tf.season),
+                                            ("--horizon", h_fit - 1)) if part]
+        raise ValueError(f"{data.name}: its training part has {data.n_train} observations, "
+                         f"and one training window needs {need} (window {window}"
+                         f"{_plus_order(tf.order)} + {h_fit} target{'s' if h_fit > 1 else ''}); "
+                         f"lower {' or '.join(culprits)}, or the test size")
     est = RNNForecaster(window=window, horizon=horizon, strategy=strategy, scaler=scaler,
                         **params)
     seconds, converged = _fit_quietly(est, tf.forward(data.y_train))
