@@ -163,6 +163,10 @@ def test_help_explains(capsys):
     (["--lr", "-1"], ["--lr must be > 0"]),
     (["--data", "missing.npz"], ["missing.npz", "no such file"]),
     (["--json", "/no/such/folder/cv.json"], ["--json", "does not exist"]),
+    (["--scoring", "nosuch"], ["--scoring 'nosuch' is not a scikit-learn scorer",
+                               "get_scorer_names"]),
+    (["--scoring", "accuracyy"], ["closest: accuracy"]),
+    (["--folds", "5000"], ["--folds 5000 is more than the 1797 sequences"]),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needles):
     assert_usage_error(run(capsys, "cv", *argv), *needles)
@@ -185,6 +189,12 @@ def test_bad_files_exit_2_with_one_line(capsys, tmp_path):
     np.savez(short, y=np.arange(10.0))
     assert_usage_error(run(capsys, "cv", "--data", short, "--window", "12", "--folds", "2"),
                        "too short for the window")
+    assert_usage_error(run(capsys, "cv", "--data", short, "--folds", "10"),
+                       "--folds 10 needs a series of more than 10 observations; this one has 10")
+    csv_file = tmp_path / "series.csv"
+    csv_file.write_text("y\n1\n2\n3\n")
+    assert_usage_error(run(capsys, "cv", "--data", csv_file), "cv reads .npz files",
+                       "rnnkit train --task forecast")
 
 
 def test_unknown_data_set_name(capsys, monkeypatch):

@@ -204,9 +204,30 @@ def _load_npz(path):
 
 
 def _load(spec):
-    if spec.endswith(".npz") or os.path.sep in spec:
+    if spec.endswith(".npz"):
         return _load_npz(spec)
+    if os.path.sep in spec or os.path.isfile(spec):
+        raise ValueError(f"--data {spec}: cv reads .npz files (arrays X and y, optionally "
+                         "lengths) or a built-in data set name; for a series in a CSV file, "
+                         "rnnkit train --task forecast")
     return _load_named(spec)
+
+
+def _check_scoring(scoring):
+    """An unknown scorer name is one line that names a few, not sklearn's list of fifty."""
+    import difflib
+
+    from sklearn.metrics import get_scorer_names
+
+    names = get_scorer_names()
+    if scoring is None or scoring in names:
+        return
+    close = difflib.get_close_matches(scoring, names, n=3)
+    hint = f" (closest: {', '.join(close)})" if close else ""
+    raise ValueError(f"--scoring {scoring!r} is not a scikit-learn scorer name{hint}; for "
+                     "example accuracy, balanced_accuracy, f1_macro (classification), r2, "
+                     "neg_mean_squared_error (regression and forecasts); all of them: "
+                     "sklearn.metrics.get_scorer_names()")
 
 
 def _as_sequences(X, lengths):
@@ -255,6 +276,7 @@ def _describe(X, y, task):
 
 # ----------------------------------------------------------------------- run
 def run(args):
+    from .._argtypes import check_output_file
     from ..task_cli import require_sklearn
 
     require_sklearn("cross-validation")
@@ -284,8 +306,9 @@ def run(args):
     max_samples = None if args.max_samples is None else _number(args.max_samples,
                                                                "--max-samples", minimum=2)
     for option, path in (("--json", args.json), ("--csv", args.csv)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ValueError(f"{option}: the folder of {path} does not exist")
+        if path:
+            check_output_file(path, option)
+    _check_scoring(args.scoring)
 
     data = _load(args.data)
     task = _task(args, data)
@@ -318,6 +341,12 @@ def run(args):
         if not args.no_scale:  # fitted on the training folds only, inside each fit
             estimator = Pipeline([("scale", SequenceScaler()), ("rnn", estimator)])
 
+    n = len(X)
+    if task == "forecast" and folds >= n:
+        raise ValueError(f"--folds {folds} needs a series of more than {folds} observations; "
+                         f"this one has {n}")
+    if folds > n:
+        raise ValueError(f"--folds {folds} is more than the {n} sequences")
     grid = {}
     if len(cells) > 1 or cells != ["lstm"]:
         grid["cell"] = cells
