@@ -232,38 +232,31 @@ def lstm_forward_loop(gx, h, c, tanh_c, w_hh_t, mask):
 def lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one):
     """The backward loop of ``lstm_backward``: gates become dgates; dh, dc are updated.
 
-    ``one`` is 1 in the arrays' dtype (so no product is promoted to float64).
+    Each step is ``lstm_backward_step`` followed by ``dh_prev = dgates @ W_hh``
+    (``gemm_acc_``). ``one`` is 1 in the arrays' dtype (so no product is
+    promoted to float64).
     """
     T, B, G = gates.shape
     H = G // 4
     dh_prev = np.empty((B, H), gates.dtype)
+    keep = np.empty((B, H), gates.dtype)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
-            a = gates[t, b]
-            if d_output is not None:
-                for j in range(H):
-                    dh[b, j] += d_output[t, b, j]
-            if mask is not None and not mask[t, b]:  # padded: the gradients pass untouched
-                for j in range(G):
-                    a[j] = 0.0
-                continue
-            for j in range(H):
-                dhj = dh[b, j]
-                i = a[j]
-                fg = a[H + j]
-                g = a[2 * H + j]
-                o = a[3 * H + j]
-                tc = tanh_c[t, b, j]
-                dct = dc[b, j] + dhj * ((one - tc * tc) * o)
-                a[j] = dct * (i * (one - i) * g)
-                a[H + j] = dct * (fg * (one - fg) * c[t, b, j])
-                a[2 * H + j] = dct * ((one - g * g) * i)
-                a[3 * H + j] = dhj * (o * (one - o) * tc)
-                dc[b, j] = dct * fg
+        if d_output is None:
+            if mask is None:
+                lstm_backward_step(None, dh, dh, dc, gates[t], c[t], tanh_c[t], None, keep, one)
+            else:
+                lstm_backward_step(None, dh, dh, dc, gates[t], c[t], tanh_c[t], mask[t], keep,
+                                   one)
+        elif mask is None:
+            lstm_backward_step(d_output[t], dh, dh, dc, gates[t], c[t], tanh_c[t], None, keep,
+                               one)
+        else:
+            lstm_backward_step(d_output[t], dh, dh, dc, gates[t], c[t], tanh_c[t], mask[t], keep,
+                               one)
         dh_prev[:] = 0.0
         gemm_acc_(dh_prev, gates[t], w_hh)  # dh_prev = dgates @ W_hh
         for b in range(B):
-            if mask is None or mask[t, b]:
+            if mask is None or mask[t, b]:  # a padded row keeps its dh
                 for k in range(H):
                     dh[b, k] = dh_prev[b, k]
 
