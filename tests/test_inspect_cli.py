@@ -106,7 +106,8 @@ def test_bad_text_and_bad_input_are_one_line_errors(char_model, tmp_path, capsys
                        "without pickles")
     np.save(tmp_path / "wrong.npy", np.zeros((5, 4)))
     assert_usage_error(run(capsys, "inspect", tmp_path / "m", "--input",
-                           tmp_path / "wrong.npy"), "expected an array of shape (T, 3)")
+                           tmp_path / "wrong.npy"), "expected an array of shape (T, 3)",
+                       "got (5, 4)")  # the shape as saved, not as reshaped
 
 
 def test_help_teaches(capsys):

@@ -97,10 +97,12 @@ def _feature_input(model, path, steps, seed):
             raise FileNotFoundError(f"input file not found: '{path}'") from None
         except ValueError as exc:
             raise ValueError(f"{path}: not a .npy array without pickles ({exc})") from None
+        shape = x.shape
         if x.ndim == 2:
             x = x[:, None, :]
-        if x.ndim != 3 or x.shape[-1] != D or x.shape[1] != 1:
-            raise ValueError(f"{path}: expected an array of shape (T, {D}), got {x.shape}")
+        if x.ndim != 3 or x.shape[-1] != D or x.shape[1] != 1:  # the shape as saved
+            raise ValueError(f"{path}: expected an array of shape (T, {D}) (or (T, 1, {D})), "
+                             f"got {shape}")
     return x.astype(model.dtype), [str(t) for t in range(x.shape[0])]
 
 
