@@ -1,7 +1,7 @@
 """The optional compiled LSTM loops (numba) against the NumPy loops and PyTorch.
 
-With numba installed, small LSTM steps (B * H <= 256) take the whole-unroll
-compiled loop and larger ones the per-step kernels (NumPy's GEMM, then one
+With numba installed, small LSTM steps (B * H <= 1024, H <= 256) take the
+whole-unroll compiled loop and larger ones the per-step kernels (NumPy's GEMM, then one
 compiled call for the step's elementwise work), so the rest of the suite
 already checks them against torch. Here the three paths are forced in turn
 (``RNNKIT_COMPILED``, ``RNNKIT_COMPILED_MAX_UNITS=0`` for the per-step
@@ -113,7 +113,10 @@ def test_dispatch_rules(monkeypatch):
         compiled.lstm_kernels(1, 8, np.float32)
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "many")
-    with pytest.raises(ValueError, match="RNNKIT_COMPILED_MAX_UNITS must be an integer"):
+    with pytest.raises(ValueError, match="RNNKIT_COMPILED_MAX_UNITS must be an integer >= 0"):
+        compiled.lstm_kernels(1, 8, np.float32)
+    monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "-5")
+    with pytest.raises(ValueError, match="got '-5'"):
         compiled.lstm_kernels(1, 8, np.float32)
 
 
@@ -269,8 +272,8 @@ def test_without_numba_the_numpy_loop_runs(monkeypatch):
     monkeypatch.setattr(compiled, "_import_failed", [])
     import rnnkit.cells
 
-    monkeypatch.delitem(sys.modules, "rnnkit.cells._compiled_kernels")
-    monkeypatch.delattr(rnnkit.cells, "_compiled_kernels")
+    monkeypatch.delitem(sys.modules, "rnnkit.cells._compiled_kernels", raising=False)
+    monkeypatch.delattr(rnnkit.cells, "_compiled_kernels", raising=False)
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     assert compiled.lstm_kernels(1, 8, np.float32) is None
@@ -305,3 +308,115 @@ def test_row_blocks_and_remainders_match_numpy_path(monkeypatch, B, H):
     for other in results[:-1]:
         for a, b in zip(other, results[-1]):
             assert rel_error(a, b) < 1e-12
+
+
+def test_a_numba_that_fails_to_load_leaves_the_numpy_loop(monkeypatch):
+    """Any failure loading the kernels (not only a missing numba) warns once and falls back."""
+    import sys
+    import types
+
+    class Broken(types.ModuleType):
+        def __getattr__(self, name):
+            raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(compiled, "_import_failed", [])
+    import rnnkit.cells
+
+    monkeypatch.delitem(sys.modules, "rnnkit.cells._compiled_kernels", raising=False)
+    monkeypatch.delattr(rnnkit.cells, "_compiled_kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "numba", Broken("numba"))
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    with pytest.warns(RuntimeWarning, match="no locator available"):
+        assert compiled.lstm_kernels(1, 8, np.float32) is None
+    assert compiled.lstm_kernels(1, 8, np.float32) is None  # no second warning, no retry
+    m = LSTM(2, 4, dtype=np.float64, rng=0)
+    out, _ = m(np.ones((3, 2, 2)))
+    assert np.isfinite(out).all()
+
+
+def test_without_a_cache_folder_the_loops_compile_uncached(monkeypatch):
+    from rnnkit.cells import _compiled_kernels as k
+
+    calls = []
+
+    def fake_njit(cache, **options):
+        calls.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available")
+        return lambda fn: fn
+
+    monkeypatch.setattr(k, "njit", fake_njit)
+
+    def f():
+        return 1
+
+    assert k._jit(f) is f and calls == [True, False]
+
+
+def test_numba_disable_jit_runs_the_numpy_loop():
+    """numba's debugging switch: the float32 math exists only compiled, so NumPy's loop runs."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import numpy as np, rnnkit\n"
+              "from rnnkit.cells import compiled\n"
+              "out, _ = rnnkit.LSTM(3, 4, rng=0)(np.ones((5, 2, 3), np.float32))\n"
+              "print(compiled.available(), bool(np.isfinite(out).all()))\n")
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "RNNKIT_COMPILED": "1"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["False", "True"], result.stderr
+
+
+@pytest.mark.parametrize("case", ["fortran", "transposed", "bias_row"])
+def test_direct_calls_with_any_layout_agree_on_every_path(monkeypatch, case):
+    """lstm_forward is public: a gx that is not C-contiguous, a (1, 4H) bias."""
+    from rnnkit.cells import lstm_forward
+
+    rng = np.random.default_rng(0)
+    T, B, H = 3, 2, 4
+    w = rng.standard_normal((4 * H, H))
+    gx = rng.standard_normal((T, B, 4 * H))
+    bias = None
+    if case == "fortran":
+        gx = np.asfortranarray(gx)
+    elif case == "transposed":
+        gx = np.ascontiguousarray(gx.transpose(1, 0, 2)).transpose(1, 0, 2)
+    else:
+        bias = rng.standard_normal((1, 4 * H))
+    results = []
+    for p in PATHS:
+        use_path(monkeypatch, p)
+        results.append(lstm_forward(gx.copy(order="K"), np.zeros((B, H)), np.zeros((B, H)), w,
+                                    bias=bias).h)
+    for other in results[:-1]:
+        assert rel_error(other, results[-1]) < 1e-13
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_a_nan_in_the_padding_never_reaches_the_gradients(monkeypatch, proj_size):
+    """Padded steps are never read (PyTorch's packed sequences): even a NaN in their
+    pre-activations (finite padding of +-3e38 overflows the input projection to inf - inf)
+    leaves the states and every gradient finite, and dgates zero there."""
+    from rnnkit.cells import lstm_backward, lstm_forward
+
+    rng = np.random.default_rng(0)
+    T, B, H = 4, 3, 5
+    w_hh = rng.standard_normal((4 * H, proj_size or H))
+    w_hr = rng.standard_normal((proj_size, H)) if proj_size else None
+    gx0 = rng.standard_normal((T, B, 4 * H))
+    mask = np.ones((T, B, 1), bool)
+    mask[2:, 1] = False
+    gx0[2:, 1] = np.nan
+    d_output = rng.standard_normal((T, B, proj_size or H)) * mask
+    for p in ["numpy"] if proj_size else PATHS:  # a projection always takes the NumPy loop
+        use_path(monkeypatch, p)
+        cache = lstm_forward(gx0.copy(), np.zeros((B, proj_size or H)), np.zeros((B, H)), w_hh,
+                             mask, w_hr)
+        assert np.isfinite(cache.h).all() and np.isfinite(cache.c).all()
+        with np.errstate(invalid="ignore"):
+            dgates, dh0, dc0, *dw_hr = lstm_backward(d_output, None, None, cache, w_hh, w_hr)
+        assert np.isfinite(dgates).all() and not dgates[2:, 1].any(), p
+        assert np.isfinite(dh0).all() and np.isfinite(dc0).all(), p
+        assert all(np.isfinite(g).all() for g in dw_hr), p

@@ -35,8 +35,24 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-_jit = njit(cache=True, fastmath={"contract"}, nogil=True, boundscheck=False,
-            error_model="numpy")
+_OPTIONS = {"fastmath": {"contract"}, "nogil": True, "boundscheck": False,
+            "error_model": "numpy"}
+
+
+def _jit(fn):
+    """``njit`` with the on-disk cache; without it where numba finds no writable cache
+    folder (a read-only install, no home): the loops then compile in every process."""
+    try:
+        return njit(cache=True, **_OPTIONS)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(cache=False, **_OPTIONS)(fn)
+
+
+def jit_disabled():
+    """True under ``NUMBA_DISABLE_JIT=1``: the float32 math below exists only compiled."""
+    from numba import config
+
+    return bool(config.DISABLE_JIT)
 
 F = np.float32
 ONE, TWO, HALF, ZERO = F(1.0), F(2.0), F(0.5), F(0.0)
@@ -138,9 +154,10 @@ def gemm_acc_(out, x, w):
     Four rows of ``x`` at a time, so each row of ``w`` read from the cache
     serves four output rows (at H = 128, W_hh^T is 256 KiB and a row-at-a-time
     product streams it from L2 once per row); along ``N`` the loops vectorize.
-    Every element is summed in the same order, ``out += (x_k w_k + ... +
-    x_k+3 w_k+3)`` over k in fours, whatever row block it falls in, so the
-    result does not depend on the batch size or on a row's position.
+    Every element is summed in the same order, one product after another
+    (``out + x_0 w_0 + x_1 w_1 + ...``, as BLAS kernels accumulate, so a sum
+    that overflows does so as it would there), whatever row block it falls
+    in: the result does not depend on the batch size or on a row's position.
     """
     B, K = x.shape
     N = w.shape[1]
@@ -157,10 +174,10 @@ def gemm_acc_(out, x, w):
             s30, s31, s32, s33 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
             for j in range(N):
                 v0, v1, v2, v3 = w0[j], w1[j], w2[j], w3[j]
-                o0[j] += s00 * v0 + s01 * v1 + s02 * v2 + s03 * v3
-                o1[j] += s10 * v0 + s11 * v1 + s12 * v2 + s13 * v3
-                o2[j] += s20 * v0 + s21 * v1 + s22 * v2 + s23 * v3
-                o3[j] += s30 * v0 + s31 * v1 + s32 * v2 + s33 * v3
+                o0[j] = (((o0[j] + s00 * v0) + s01 * v1) + s02 * v2) + s03 * v3
+                o1[j] = (((o1[j] + s10 * v0) + s11 * v1) + s12 * v2) + s13 * v3
+                o2[j] = (((o2[j] + s20 * v0) + s21 * v1) + s22 * v2) + s23 * v3
+                o3[j] = (((o3[j] + s30 * v0) + s31 * v1) + s32 * v2) + s33 * v3
             k += 4
         for kk in range(k, K):
             wk = w[kk]
@@ -180,7 +197,7 @@ def gemm_acc_(out, x, w):
             w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
             s0, s1, s2, s3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
             for j in range(N):
-                o[j] += s0 * w0[j] + s1 * w1[j] + s2 * w2[j] + s3 * w3[j]
+                o[j] = (((o[j] + s0 * w0[j]) + s1 * w1[j]) + s2 * w2[j]) + s3 * w3[j]
             k += 4
         for kk in range(k, K):
             wk = w[kk]

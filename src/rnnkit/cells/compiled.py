@@ -34,6 +34,7 @@ Reference: numba (Lam, Pitrou & Seibert, 2015), https://numba.pydata.org.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -53,13 +54,26 @@ _import_failed = []  # non-empty once importing numba failed: not retried at eve
 
 
 def _numba_kernels():
-    """The compiled-loop module (numba caches its loops on disk); None without numba."""
+    """The compiled-loop module (numba caches its loops on disk); None without numba.
+
+    Also None (the NumPy loops run) under ``NUMBA_DISABLE_JIT=1``, numba's
+    debugging switch, since the float32 math exists only compiled, and when
+    the module fails to load for any other reason (a warning says why, once).
+    """
     if _import_failed:
         return None
     try:
         from . import _compiled_kernels
     except ImportError as e:
         _import_failed.append(e)
+        return None
+    except Exception as e:  # noqa: BLE001 - any failure here must leave the NumPy loops
+        _import_failed.append(e)
+        warnings.warn(f"rnnkit: the compiled LSTM loops could not be loaded ({e}); "
+                      "using the NumPy loops", RuntimeWarning, stacklevel=3)
+        return None
+    if _compiled_kernels.jit_disabled():
+        _import_failed.append(RuntimeError("NUMBA_DISABLE_JIT is set"))
         return None
     return _compiled_kernels
 
@@ -82,18 +96,23 @@ def enabled():
 
 
 def max_units():
-    """The largest ``B * H`` the compiled loops take (``RNNKIT_COMPILED_MAX_UNITS``).
+    """The largest ``B * H`` of the whole-unroll loop (``RNNKIT_COMPILED_MAX_UNITS``).
+
+    0 sends every step to the per-step kernels.
 
     Raises
     ------
     ValueError
-        If the variable is not an integer.
+        If the variable is not an integer >= 0.
     """
     value = os.environ.get("RNNKIT_COMPILED_MAX_UNITS", "").strip()
     try:
-        return int(value) if value else DEFAULT_MAX_UNITS
+        units = int(value) if value else DEFAULT_MAX_UNITS
     except ValueError:
-        raise ValueError(f"RNNKIT_COMPILED_MAX_UNITS must be an integer, got {value!r}") from None
+        units = -1
+    if units < 0:
+        raise ValueError(f"RNNKIT_COMPILED_MAX_UNITS must be an integer >= 0, got {value!r}")
+    return units
 
 
 def lstm_kernels(B, H, dtype):

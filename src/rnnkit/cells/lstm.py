@@ -47,7 +47,8 @@ class LSTMCache(NamedTuple):
     mask : ndarray (T, B, 1) of bool or None
         True where the step is valid (variable-length batches).
     m : ndarray (T, B, H) or None
-        ``o * tanh(c)`` before the projection (only with ``proj_size``).
+        ``o * tanh(c)`` before the projection (only with ``proj_size``); zero at
+        padded steps.
     """
 
     gates: np.ndarray
@@ -112,9 +113,12 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
 
     Notes
     -----
-    Small steps (``B * H`` up to 256, no projection) run as one compiled loop
-    when numba is installed (:mod:`rnnkit.cells.compiled`): the same equations
-    and cache, equal to this loop to round-off. ``RNNKIT_COMPILED=0`` turns it off.
+    With numba installed and no projection, the loop runs compiled
+    (:mod:`rnnkit.cells.compiled`): as one call for small steps (``B * H`` up
+    to 1024, ``H`` up to 256), else as NumPy's GEMM plus one compiled call per
+    step. Same equations and cache, equal to this loop to round-off.
+    ``RNNKIT_COMPILED=0`` turns it off. A ``gx`` that is not C-contiguous
+    takes this NumPy loop.
     """
     T, B, G = gx.shape
     H = G // GATES
@@ -126,8 +130,12 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     m = None if w_hr is None else np.empty((T, B, H), dtype)
     h[0] = h0
     c[0] = c0
-    kernels = None if w_hr is not None else lstm_kernels(B, H, dtype)
+    kernels = None
+    if w_hr is None and gx.flags.c_contiguous and (bias is None or np.size(bias) == G):
+        kernels = lstm_kernels(B, H, dtype)
     if kernels is not None:  # compiled loops: same equations, same cache
+        if bias is not None:
+            bias = np.ascontiguousarray(bias, dtype=dtype).reshape(G)
         kernels[0](gx, h, c, tanh_c, w_hh, None if mask is None else mask[..., 0], bias)
         return LSTMCache(gx, h, c, tanh_c, mask, m)
     if bias is not None:
@@ -162,6 +170,8 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
             if mask is not None:  # padded steps keep the previous state
                 np.copyto(h[t + 1], h[t], where=~mask[t])
                 np.copyto(c[t + 1], c[t], where=~mask[t])
+                if m is not None:  # and give dW_hr = sum dh^T m nothing, not even 0 * NaN
+                    np.copyto(m[t], 0.0, where=~mask[t])
     return LSTMCache(gx, h, c, tanh_c, mask, m)
 
 
@@ -264,15 +274,17 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
             dh += d_output[t]  # the caller zeroes d_output at padded steps
         a = gates[t]
         if mask is not None:
-            valid = mask[t]
-            dh_keep = np.where(valid, 0.0, dh)  # what passes a padded step untouched
-            dc_keep = np.where(valid, 0.0, dc)
-            dh *= valid
-            dc *= valid
+            padded = ~mask[t]  # (B, 1)
+            dh_keep = dh.copy()  # what passes a padded step untouched, put back below:
+            dc_keep = dc.copy()  # its rows are computed like the others but discarded, so a
+            # NaN or inf in the unused activations there (an overflowing projection of
+            # padding) cannot reach the gradients, as it cannot in PyTorch's packed sequences
         if w_hr is None:
             dmt = dh
         else:
             dh_all[t] = dh
+            if mask is not None:  # a padded step's h is a copy: no gradient reaches W_hr
+                np.copyto(dh_all[t], 0.0, where=padded)
             dmt = np.matmul(dh, w_hr, out=dm)  # (B, H)
         np.multiply(dmt, tanh_c[t], out=tmp)  # dm o (1 - tanh(c)^2)
         dc += tmp
@@ -280,10 +292,12 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
         ifg *= dc[:, None, :]  # di, df, dg pre-activation gradients in one multiply
         a[:, 3 * H:] *= dmt  # do
         dc *= c[t]  # dc_prev = dc * f
+        if mask is not None:
+            np.copyto(a, 0.0, where=padded)  # dgates: zero at padded steps
         np.matmul(a, w_hh, out=dh)  # dh_prev
         if mask is not None:
-            dh += dh_keep
-            dc += dc_keep
+            np.copyto(dh, dh_keep, where=padded)
+            np.copyto(dc, dc_keep, where=padded)
     dgates = gates
     if w_hr is None:
         return dgates, dh, dc
