@@ -141,6 +141,20 @@ def test_forecast_on_a_csv_file_trains_reports_saves_and_plots(csv_model):
     assert len(task["last_observations"]) == 6
 
 
+def test_an_integer_first_column_is_a_number_index_not_years(tmp_path, capsys):
+    """0, 1, 2, ... in the first column: NumPy reads such labels as the years 0000, 0001, ...,
+    which matplotlib cannot plot; they are positions, and 1900, 1901 stay numbers too."""
+    path = tmp_path / "indexed.csv"
+    path.write_text("t,units\n" + "".join(f"{i},{(i % 12) * 3 + i / 10:.2f}\n"
+                                           for i in range(40)))
+    code, out, err = run(capsys, "train", "--task", "forecast", path, "--max-iter", "2",
+                         "--window", "4", "--out", tmp_path / "m")
+    assert code == 0, err
+    assert line_with(out, "data: indexed.csv: 40 observations; train 0..31 (32), test 32..39")
+    assert_png(tmp_path / "m" / "forecast.png")
+    assert jobs.read_series_csv(path)[1].dtype.kind == "i"
+
+
 def test_forecast_on_sunspots_uses_the_benchmark_split(sunspots_model):
     folder, code, out, err = sunspots_model
     assert code == 0, err

@@ -417,14 +417,22 @@ def read_series_csv(path, column=None):
 
 
 def _parse_index(labels, default):
-    """Dates or equally spaced numbers from the labels of the first column, else ``default``."""
-    try:
-        idx = np.array(labels, dtype="datetime64")
-    except ValueError:
+    """Dates or increasing numbers from the labels of the first column, else ``default``.
+
+    Plain integers (``0, 1, 2``, ``1749``) stay numbers: NumPy would read them
+    as years (``0`` as the year 0000, which no plot can show).
+    """
+    labels = [s.strip() for s in labels]
+    if all(s.lstrip("+-").isdigit() for s in labels):
+        idx = np.array([int(s) for s in labels])
+    else:
         try:
-            idx = np.array([float(s) for s in labels])
+            idx = np.array(labels, dtype="datetime64")
         except ValueError:
-            return default
+            try:
+                idx = np.array([float(s) for s in labels])
+            except ValueError:
+                return default
     if len(idx) > 1 and np.all(idx[1:] > idx[:-1]):
         return idx
     return default
