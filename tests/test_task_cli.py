@@ -437,6 +437,15 @@ def test_without_scikit_learn_says_which_extra_to_install(argv, command, tmp_pat
     assert_usage_error(result, command, "scikit-learn", "pip install 'rnnkit[sklearn]'")
 
 
+def test_without_matplotlib_plots_fail_before_the_training(series_csv, tmp_path, capsys,
+                                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert_usage_error(run(capsys, "train", "--task", "forecast", series_csv, "--column",
+                           "sales", "--out", tmp_path / "m", *TINY), "train",
+                       "plots need matplotlib", "--no-plots")
+    assert not (tmp_path / "m" / "model.safetensors").exists()  # nothing was trained
+
+
 def test_output_paths_are_checked_before_the_work(csv_model, tmp_path, capsys):
     """A folder given as a file, a file given as a folder, a missing folder: one line, no
     work done first, no temporary names."""

@@ -295,6 +295,10 @@ def run_train_task(args):
     options = dict(args.data_option or [])
     out = args.out
     plots = not args.no_plots
+    if plots:
+        from .task_plots import require_matplotlib
+
+        require_matplotlib()  # now, not after the training
     if args.task == "forecast":
         data = jobs.load_series(spec, column=args.column, test_size=test_size)
         horizon, window, strategy = args.horizon, args.window, args.strategy

@@ -22,13 +22,24 @@ import numpy as np
 __all__ = ["plot_confusion_matrix", "plot_forecast", "plot_learning_curves"]
 
 
+NO_MATPLOTLIB = ("plots need matplotlib: pip install 'rnnkit[plot]' (or pip install "
+                 "matplotlib), or turn them off with --no-plots")
+
+
+def require_matplotlib():
+    """Raise the ImportError a plot would raise, before any training is spent."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError(NO_MATPLOTLIB) from None
+
+
 def _figure(figsize):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'rnnkit[plot]' (or pip install "
-                          "matplotlib), or turn them off with --no-plots") from None
+        raise ImportError(NO_MATPLOTLIB) from None
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

@@ -147,6 +147,9 @@ def run(args):
 
     require_sklearn("a saved forecaster or classifier (rnnkit.estimators)")
     if args.plots:
+        from ..task_plots import require_matplotlib
+
+        require_matplotlib()
         make_output_folder(args.plots, "--plots")
     job = load_job(args.model_dir)
     if job.task == "forecast":
