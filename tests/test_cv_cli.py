@@ -191,6 +191,14 @@ def test_bad_files_exit_2_with_one_line(capsys, tmp_path):
                        "too short for the window")
     assert_usage_error(run(capsys, "cv", "--data", short, "--folds", "10"),
                        "--folds 10 needs a series of more than 10 observations; this one has 10")
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    assert_usage_error(run(capsys, "cv", "--data", text), "not an .npz file",
+                       "starts with bytes b'hello'")
+    npy = tmp_path / "array.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    assert_usage_error(run(capsys, "cv", "--data", npy), "starts with an .npy array")
     csv_file = tmp_path / "series.csv"
     csv_file.write_text("y\n1\n2\n3\n")
     assert_usage_error(run(capsys, "cv", "--data", csv_file), "cv reads .npz files",

@@ -591,3 +591,42 @@ def from_keras_weights(kind, weights, *, reset_after=True, layer=0, reverse=Fals
             out[f"bias_ih{sfx}"] = reorder(bias)
             out[f"bias_hh{sfx}"] = np.zeros_like(out[f"bias_ih{sfx}"])
     return out
+
+
+def read_npz(path):
+    """All arrays of an ``.npz`` file (as ``np.savez`` writes it), never unpickling.
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not a zip archive of ``.npy`` arrays (with what it starts
+        with), holds object arrays (pickles), or is truncated or corrupt.
+    """
+    import zipfile
+    import zlib
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head.startswith(b"PK"):  # every zip archive (an .npz is one) starts so
+        kind = "an .npy array (np.save)" if head == b"\x93NUMPY" else f"bytes {head!r}"
+        raise ValueError(f"{path}: not an .npz file (a zip archive of arrays, as np.savez "
+                         f"writes it); it starts with {kind}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except ValueError as exc:  # object arrays (pickles) and corrupt members
+        raise ValueError(f"{path}: cannot read the .npz file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
+        # a truncated or corrupted zip archive (zipfile raises RuntimeError for a flag that
+        # says "encrypted"), or one compressed in a way zipfile cannot read
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None

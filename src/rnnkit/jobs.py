@@ -487,16 +487,10 @@ def load_series(spec, *, column=None, test_size=0.2):
 
 
 def _read_npz(path, *, need_y):
+    from .io import read_npz
+
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except ValueError as exc:  # object arrays (pickles) and corrupt files
-        raise ValueError(f"{path}: cannot read the .npz file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    arrays = read_npz(path)
     if "X" not in arrays or (need_y and "y" not in arrays):
         need = "X and y" if need_y else "X"
         raise ValueError(f"{path}: needs arrays {need} (and optionally lengths); it has "

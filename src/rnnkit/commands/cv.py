@@ -11,8 +11,6 @@ import importlib
 import json
 import os
 import time
-import zipfile
-import zlib
 
 import numpy as np
 
@@ -180,18 +178,9 @@ def _load_named(name):
 
 
 def _load_npz(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except ValueError as exc:  # object arrays (pickles) and corrupt files
-        raise ValueError(f"{path}: cannot read the .npz file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError) as exc:
-        # a truncated or corrupted zip archive (zipfile raises RuntimeError for a flag that
-        # says "encrypted"), or one compressed in a way zipfile cannot read
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    from ..io import read_npz
+
+    arrays = read_npz(path)
     unknown = sorted(set(arrays) - {"X", "y", "lengths"})
     if "y" not in arrays:
         raise ValueError(f"{path}: needs an array named y (and X for sequences); it has "
