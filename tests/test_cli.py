@@ -311,3 +311,16 @@ def test_train_restores_the_callers_signal_handlers(text_file, tmp_path, capsys)
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train", "--hidden-szie", "8"], ("rnnkit train: error: unrecognized arguments: "
+                                      "--hidden-szie (did you mean --hidden-size?) "
+                                      "(see 'rnnkit train --help')")),
+    (["cv", "--foldz", "3"], ("rnnkit cv: error: unrecognized arguments: --foldz 3 (did you "
+                              "mean --folds?) (see 'rnnkit cv --help')")),
+    (["--nosuch"], "rnnkit: error: unrecognized arguments: --nosuch (see 'rnnkit --help')"),
+])
+def test_a_mistyped_option_names_the_command_and_the_closest_option(capsys, argv, expected):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == expected

@@ -60,7 +60,7 @@ def build_parser():
             "Train a character-level recurrent language model, report the validation loss\n"
             "in nats and bits per character beside the uniform and unigram baselines, save\n"
             "the model (safetensors + JSON) and print a sample.\n\n"
-            "Without TEXT_FILE it trains on the Python Language Reference that ships with\n"
+            "Without FILE it trains on the Python Language Reference that ships with\n"
             "CPython (pydoc_data.topics), so it works offline on any install."),
         epilog=("examples:\n"
                 "  rnnkit train                                   # built-in corpus, ~3 min\n"
@@ -295,11 +295,26 @@ def _cmd_sample(args):
     return EXIT_OK
 
 
+def _unrecognized(parser, command, extras):
+    """Exit 2 naming the unknown arguments, the closest options and the command's --help."""
+    import difflib
+
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    target = subparsers[0].choices.get(command, parser) if subparsers and command else parser
+    options = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+    close = [m for e in extras if e.startswith("--")
+             for m in difflib.get_close_matches(e.split("=")[0], options, n=1)]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    target.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def main(argv=None):
     """Entry point; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # say it as the command's parser would, with its --help
+            _unrecognized(parser, args.command, extras)
     except SystemExit as exc:  # --help, --version and usage errors end here
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
