@@ -54,6 +54,9 @@ def test_bench_command_rejects_bad_lists(capsys):
     assert main(["bench", "--cells", "lstm,xyz"]) == 2
     assert "xyz" in capsys.readouterr().err
     assert main(["bench", "--hidden-sizes", "0"]) == 2
+    for option in ("--cells", "--batch-sizes"):  # empty: an error, not the defaults
+        assert main(["bench", option, ""]) == 2
+        assert f"{option} takes" in capsys.readouterr().err
 
 
 def test_markdown_marks_missed_targets():

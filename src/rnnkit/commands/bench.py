@@ -7,13 +7,13 @@ import json
 NAME = "bench"
 
 
-def _ints(text):
+def _ints(text, option):
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"expected comma-separated positive integers, got {text!r}") from None
+        values = ()
     if not values or min(values) < 1:
-        raise ValueError(f"expected comma-separated positive integers, got {text!r}")
+        raise ValueError(f"{option} takes comma-separated positive integers, got {text!r}")
     return values
 
 
@@ -51,18 +51,18 @@ def config_from_args(args):
         cfg = BenchConfig(cells=("lstm", "gru"), batch_sizes=(1, 32), lengths=(50,),
                           hidden_sizes=(32, 128), blocks=3, min_block_seconds=0.05,
                           gemm=False, memory=False, charlm=False)
-    if args.cells:
+    if args.cells is not None:
         cells = tuple(c.strip() for c in args.cells.split(","))
         bad = [c for c in cells if c not in ("lstm", "gru", "rnn")]
         if bad:
-            raise ValueError(f"--cells takes lstm, gru, rnn; got {', '.join(bad)}")
+            raise ValueError(f"--cells takes lstm, gru, rnn; got {args.cells!r}")
         cfg.cells = cells
-    if args.batch_sizes:
-        cfg.batch_sizes = _ints(args.batch_sizes)
-    if args.lengths:
-        cfg.lengths = _ints(args.lengths)
-    if args.hidden_sizes:
-        cfg.hidden_sizes = _ints(args.hidden_sizes)
+    if args.batch_sizes is not None:
+        cfg.batch_sizes = _ints(args.batch_sizes, "--batch-sizes")
+    if args.lengths is not None:
+        cfg.lengths = _ints(args.lengths, "--lengths")
+    if args.hidden_sizes is not None:
+        cfg.hidden_sizes = _ints(args.hidden_sizes, "--hidden-sizes")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")

@@ -81,8 +81,9 @@ def _forecast(job, args):
                 raise
     need = job.estimator.window + job.transform.order
     if len(y) < need:
-        raise ValueError(f"INPUT has {len(y)} observations; the model's window needs at least "
-                         f"{need}")
+        source = args.input or "the series saved with the model"
+        raise ValueError(f"{source} has {len(y)} observations; the model's window needs at "
+                         f"least {need}")
     future = job.forecast(y, horizon)
     return [["step", "forecast"]] + [[k + 1, repr(float(v))] for k, v in enumerate(future)]
 
