@@ -7,6 +7,7 @@ Layers with PyTorch's names and numbers (:class:`RNN`, :class:`LSTM`,
 line (``rnnkit --help``).
 """
 
+from ._workspace import clear as empty_cache
 from .ctrnn import CTRNN, CTRNNModel
 from .layers import Dropout, Embedding, Linear, OneHot
 from .models import SequenceModel
@@ -34,4 +35,5 @@ __all__ = [
     "TrainerConfig",
     "TrainingError",
     "__version__",
+    "empty_cache",
 ]

@@ -175,8 +175,15 @@ def _gemm_seconds(cell, B, T, H, D, cfg):
 
 
 def _peak_memory(fn):
-    """Peak bytes allocated through Python's allocator (NumPy reports to tracemalloc) by ``fn``."""
+    """Peak bytes allocated through Python's allocator (NumPy reports to tracemalloc) by ``fn``.
+
+    The reused buffers (:mod:`rnnkit._workspace`) are released first, so the
+    step allocates all that it needs, as a first step does.
+    """
+    from . import _workspace
+
     fn()  # allocations of the first call (caches, scratch) are not the steady state
+    _workspace.clear()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()

@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from . import _workspace as workspace
 from ._module import Module
 from ._validation import (
     as_array,
@@ -85,6 +86,13 @@ def _mask_to_lengths(mask, T, B, owner):
                          "(True then False), as padding at the end does")
     return lengths
 
+
+
+def _copy(x):
+    """A C-contiguous copy of ``x`` in a reused buffer (:mod:`rnnkit._workspace`)."""
+    out = workspace.empty(x.shape, x.dtype)
+    np.copyto(out, x)
+    return out
 
 class RNNBase(Module):
     """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
@@ -340,7 +348,7 @@ class RNNBase(Module):
                 lengths = None  # all full: the plain path gives the same numbers
         states = self._check_state(hx, B, batched)
         # the cache keeps x for dW_ih: copy it, so the caller may reuse the buffer
-        x = np.array(x, order="C", copy=True)
+        x = _copy(x)
 
         step_mask = None if lengths is None else lengths_to_mask(lengths, T)[:, :, None]
         rev_idx = None
@@ -375,7 +383,9 @@ class RNNBase(Module):
                     gx = h[1:]  # (T, B, H), a view
                     np.matmul(x_dir.reshape(T * B, Dk), w_ih.T, out=gx.reshape(T * B, H))
                 else:
-                    gx = (x_dir.reshape(T * B, Dk) @ w_ih.T).reshape(T, B, -1)  # (T, B, G*H)
+                    gx = np.matmul(x_dir.reshape(T * B, Dk), w_ih.T,
+                                   out=workspace.empty((T * B, w_ih.shape[0]), self.dtype))
+                    gx = gx.reshape(T, B, -1)  # (T, B, G*H)
                 idx = layer * K + k
                 if self.mode == "LSTM":
                     cache = lstm_forward(gx, states[0][idx], states[1][idx], w_hh, step_mask,
@@ -568,7 +578,9 @@ class RNNBase(Module):
                         g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
                         if self.bias:
                             g[f"bias_hh{sfx}"] += db
-                    dx = (dgx2 @ w_ih).reshape(T, B, -1)  # (T, B, D) in this direction's order
+                    dx = np.matmul(dgx2, w_ih, out=workspace.empty((T * B, w_ih.shape[1]),
+                                                                   self.dtype))
+                    dx = dx.reshape(T, B, -1)  # (T, B, D) in this direction's order
                 if k == 1:
                     dx = dx[::-1] if rev_idx is None else dx[rev_idx, np.arange(B)]
                 d_in = dx if d_in is None else d_in + dx

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _workspace as workspace
 from .compiled import COLUMN_MAJOR_MAX_B, lstm_kernels
 
 GATES = 4
@@ -124,9 +125,9 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     H = G // GATES
     dtype = gx.dtype
     P = H if w_hr is None else w_hr.shape[0]
-    h = np.empty((T + 1, B, P), dtype)
-    c = np.empty((T + 1, B, H), dtype)
-    tanh_c = np.empty((T, B, H), dtype)
+    h = workspace.empty((T + 1, B, P), dtype)  # reused buffers: no page faults per step
+    c = workspace.empty((T + 1, B, H), dtype)
+    tanh_c = workspace.empty((T, B, H), dtype)
     m = None if w_hr is None else np.empty((T, B, H), dtype)
     h[0] = h0
     c[0] = c0
