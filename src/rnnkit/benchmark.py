@@ -506,18 +506,19 @@ GEMM_TARGET = 0.85
 MEMORY_TARGET = 1.3
 SHORTFALL = (
     "Where the LSTM misses (why, and what was tried; details in the notes of the speed "
-    "issue): the misses are at B >= 32, mostly at H = 1024 and on the largest steps, where "
-    "the step is GEMM-bound (see the GEMM throughput below) and PyTorch's oneDNN LSTM packs "
-    "W_hh once per call while OpenBLAS re-packs it in every per-step GEMM; single misses "
-    "elsewhere come and go between runs, as PyTorch's own time on this machine swings by up "
-    "to 2x. With numba installed, rnnkit's LSTM runs small steps (B*H <= 1024, H <= 256) as "
-    "one compiled unroll and larger ones as NumPy's GEMM plus one compiled call per step "
-    "for all the elementwise work; without numba, the NumPy loop (the reference). Tried and "
+    "issue): every miss is at B >= 32. At H = 1024 the step is GEMM-bound (see the GEMM "
+    "throughput below) and PyTorch's oneDNN LSTM packs W_hh once per call while OpenBLAS "
+    "re-packs it in every per-step GEMM. At H <= 128 a step takes milliseconds and a cell's "
+    "ratio moves by up to 20% between runs on this machine (PyTorch's own time by up to 2x), "
+    "so single cells there flip between met and missed. With numba installed, rnnkit's LSTM "
+    "runs small steps (B*H <= 1024, H <= 256) as one compiled unroll and larger ones as "
+    "NumPy's GEMM plus one compiled call per step for all the elementwise work, in buffers "
+    "reused from step to step; without numba, the NumPy loop (the reference). Tried and "
     "dropped: a gates-major (4H, T, B) layout, splitting the batch over two Python threads "
-    "with 1-thread BLAS (M=B/2 GEMMs are inefficient), calling BLAS from inside the "
-    "compiled loop (numba reaches SciPy's OpenBLAS, a second thread pool whose spinning "
-    "threads made NumPy's GEMMs 2x slower). Not tried: a numba thread pool for the "
-    "elementwise work (a third spinning pool on 2 cores; GNU OpenMP is not fork-safe).")
+    "with 1-thread BLAS (M=B/2 GEMMs are inefficient), calling BLAS from inside the compiled "
+    "loop (numba reaches SciPy's OpenBLAS, a second thread pool whose spinning threads made "
+    "NumPy's GEMMs 2x slower). Not tried: a numba thread pool for the elementwise work (a "
+    "third spinning pool on 2 cores; GNU OpenMP is not fork-safe).")
 
 
 def geometric_mean(xs):
