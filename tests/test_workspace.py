@@ -81,3 +81,15 @@ def test_threads_never_share_a_buffer():
         t.join()
     assert not errors
     _workspace.clear()
+
+
+def test_the_cap_holds_at_every_call_not_only_when_a_buffer_is_new(monkeypatch):
+    """Arrays a caller kept and then let go of are trimmed by the next call, a reuse too."""
+    _workspace.clear()
+    monkeypatch.setattr(_workspace, "MAX_IDLE_BYTES", 2 * 2**21)
+    held = [_workspace.empty(SHAPE, np.float32) for _ in range(5)]  # none idle: all kept
+    assert len(_workspace._pool) == 5
+    del held  # five idle now, over the cap
+    _workspace.empty(SHAPE, np.float32)  # a reuse: nothing new allocated
+    assert len(_workspace._pool) <= 3  # the one in use and at most two idle ones
+    _workspace.clear()

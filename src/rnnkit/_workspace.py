@@ -62,10 +62,11 @@ def empty(shape, dtype):
             if buf.shape == shape and buf.dtype == dtype and _refs(_pool, i) == _IDLE + 1:
                 del _pool[i]  # (+1: this loop's variable)
                 _pool.append(buf)  # most recently used
-                return buf
-        buf = np.empty(shape, dtype)
-        _pool.append(buf)
-        _release_idle(MAX_IDLE_BYTES)
+                break
+        else:
+            buf = np.empty(shape, dtype)
+            _pool.append(buf)
+        _release_idle(MAX_IDLE_BYTES)  # at every call: arrays let go since count too
         return buf
 
 
