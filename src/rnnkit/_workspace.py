@@ -10,8 +10,11 @@ go of and hands them out again.
 A buffer is handed out again only when nothing but the pool refers to it
 (``sys.getrefcount``): an output, a cache, or any view of them that a caller
 still holds keeps the buffer out of reuse, so reuse can never change an
-array someone can see. Idle buffers beyond ``MAX_IDLE_BYTES`` are released,
-oldest first; :func:`clear` releases them all.
+array someone can see. Only holders that keep no reference are not seen: a
+raw pointer (``arr.ctypes.data``), a copy of ``__array_interface__``, a
+weakref; rnnkit itself keeps none of these. Idle buffers beyond
+``MAX_IDLE_BYTES`` are released, oldest first, at every call; :func:`clear`
+(``rnnkit.empty_cache()``) releases them all, for instance after training.
 """
 
 from __future__ import annotations
