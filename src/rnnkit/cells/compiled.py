@@ -40,9 +40,9 @@ import numpy as np
 
 DEFAULT_MAX_UNITS = 1024  # largest B*H for the whole-unroll loop
 WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache between rows
-# batch sizes whose recurrent GEMMs write column-major output: OpenBLAS is 1.1-1.5x faster
-# at B = 32, H >= 512 so (W_hh as the transpose of a contiguous W_hh^T in backward); at
-# B = 128 the strided reads cost more than the GEMMs gain
+# batch sizes whose recurrent GEMMs write column-major output (backward reads W_hh as the
+# transpose of a contiguous W_hh^T): OpenBLAS is 1.1-1.5x faster so at B = 32, H >= 512;
+# at B = 128 the kernels' strided reads cost more than the GEMMs gain
 COLUMN_MAJOR_MAX_B = 64
 STEP_ELEMENTS = 2048  # 5-10% faster than one pass over the whole (B, 4H) step at B=128
 
@@ -131,10 +131,10 @@ def lstm_kernels(B, H, dtype):
         ``forward(gx, h, c, tanh_c, w_hh, mask, bias)`` and ``backward(d_output,
         dh, dc, gates, c, tanh_c, w_hh, mask)`` with the arguments of the NumPy
         loops (``mask`` (T, B) bool or None, ``bias`` (4H,) or None: added to
-        ``gx``). Up to ``max_units()`` units
-        (``B * H``, with ``H <= 256``) the whole unroll is one compiled call;
-        above, each step is NumPy's GEMM followed by one compiled call for
-        all of the step's elementwise work.
+        ``gx``). Up to ``max_units()`` units (``B * H``, with ``H <= 256``)
+        the whole unroll is one compiled call; above, each step is NumPy's
+        GEMM followed by one compiled call for all of the step's elementwise
+        work.
     """
     if not enabled():
         return None
