@@ -44,7 +44,6 @@ WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache betw
 # transpose of a contiguous W_hh^T): OpenBLAS is 1.1-1.5x faster so at B = 32, H >= 512;
 # at B = 128 the kernels' strided reads cost more than the GEMMs gain
 COLUMN_MAJOR_MAX_B = 64
-STEP_ELEMENTS = 2048  # 5-10% faster than one pass over the whole (B, 4H) step at B=128
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -161,15 +160,11 @@ def lstm_kernels(B, H, dtype):
     def forward_steps(gx, h, c, tanh_c, w_hh, mask, bias):
         T, B, G = gx.shape
         gh = np.empty((B, G), gx.dtype, order=order)
-        rows = step_rows(B, G)
-        e = np.empty(rows * G, gx.dtype)
-        bits = np.empty(rows * G, np.int32)
-        tg = np.empty(rows * G // 4, gx.dtype)
         w_hh_T = w_hh.T
         for t in range(T):
             np.matmul(h[t], w_hh_T, out=gh)
             kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t], h[t + 1],
-                                      None if mask is None else mask[t], rows, e, bits, tg)
+                                      None if mask is None else mask[t])
 
     def backward_steps(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
         keep = np.empty_like(dh)
@@ -188,11 +183,6 @@ def lstm_kernels(B, H, dtype):
         np.copyto(dh, dh_in)
 
     return forward_steps, backward_steps
-
-
-def step_rows(B, G):
-    """Rows per pass of the per-step forward kernel: about ``STEP_ELEMENTS`` gate values."""
-    return max(1, min(B, STEP_ELEMENTS // G))
 
 
 def available():
