@@ -418,3 +418,14 @@ def test_a_nan_in_the_padding_never_reaches_the_gradients(monkeypatch, proj_size
         assert np.isfinite(dgates).all() and not dgates[2:, 1].any(), p
         assert np.isfinite(dh0).all() and np.isfinite(dc0).all(), p
         assert all(np.isfinite(g).all() for g in dw_hr), p
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (8, 8), (13, 5), (3, 20), (64, 17)])
+def test_transpose_into_copies_every_element(shape):
+    """The 8 x 8 tiles, with partial tiles on both edges."""
+    from rnnkit.cells import _compiled_kernels as k
+
+    src = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    dst = np.full(shape[::-1], np.nan, np.float32)
+    k.transpose_into(src, dst)
+    np.testing.assert_array_equal(dst, src.T)
