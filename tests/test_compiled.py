@@ -27,16 +27,19 @@ numba = pytest.importorskip("numba")
 pytest.importorskip("torch")
 
 LSTM_CELL = ("LSTM", None)
-PATHS = ["compiled", "steps", "numpy"]
+PATHS = ["compiled", "steps", "steps-column-major", "numpy"]  # NumPy's loop last
 
 
 def use_path(monkeypatch, path):
-    """Force one path: the whole compiled loop, the per-step kernels, or NumPy's loop."""
+    """Force one path: the whole compiled loop, the per-step kernels (with row-major or
+    column-major GEMM outputs, whatever B and H are), or NumPy's loop."""
     monkeypatch.setenv("RNNKIT_COMPILED", "0" if path == "numpy" else "1")
-    if path == "steps":
+    if path.startswith("steps"):
         monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "0")
     else:
         monkeypatch.delenv("RNNKIT_COMPILED_MAX_UNITS", raising=False)
+    monkeypatch.setattr(compiled, "COLUMN_MAJOR_MIN_H", 0 if path == "steps-column-major"
+                        else 10**9)
 
 
 @pytest.fixture(params=PATHS)
@@ -100,6 +103,9 @@ def test_dispatch_rules(monkeypatch):
     assert kind(1, 512) == "forward_steps"  # H above 256: W_hh^T streams from memory
     assert kind(16, 128) == kind(128, 1024) == "forward_steps"  # B*H above 1024
     assert compiled.lstm_kernels(1, 32, np.float16) is None
+    assert compiled.column_major(32, 256) and compiled.column_major(64, 1024)
+    assert not (compiled.column_major(1, 512) or compiled.column_major(32, 128)
+                or compiled.column_major(128, 1024))
     monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "2048")
     assert kind(16, 128) == "forward"
     assert kind(4, 512) == "forward_steps"

@@ -40,10 +40,13 @@ import numpy as np
 
 DEFAULT_MAX_UNITS = 1024  # largest B*H for the whole-unroll loop
 WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache between rows
-# batch sizes whose recurrent GEMMs write column-major output (backward reads W_hh as the
-# transpose of a contiguous W_hh^T): OpenBLAS is 1.1-1.5x faster so at B = 32, H >= 512;
-# at B = 128 the kernels' strided reads cost more than the GEMMs gain
+# batch and hidden sizes whose recurrent GEMMs write column-major output (backward reads
+# W_hh as the transpose of a contiguous W_hh^T): OpenBLAS is 1.1-1.5x faster so at B = 32,
+# H >= 512, and the training step 0.85-0.9x at B = 16-32, H = 256; below H = 256 the step
+# kernels' strided reads of the GEMM output cost more than the GEMMs gain (B=32, H=128:
+# 8.5 ms row-major, 9.3 column-major), and at B = 128 too (19.0 vs 15.4 ms)
 COLUMN_MAJOR_MAX_B = 64
+COLUMN_MAJOR_MIN_H = 256
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -161,7 +164,7 @@ def lstm_kernels(B, H, dtype):
 
         return forward, backward
 
-    order = "F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C"
+    order = "F" if column_major(B, H) else "C"
 
     def forward_steps(gx, h, c, tanh_c, w_hh, mask, bias):
         T, B, G = gx.shape
@@ -189,6 +192,11 @@ def lstm_kernels(B, H, dtype):
         np.copyto(dh, dh_in)
 
     return forward_steps, backward_steps
+
+
+def column_major(B, H):
+    """True where the per-step GEMMs write column-major output (see ``COLUMN_MAJOR_MAX_B``)."""
+    return 1 < B <= COLUMN_MAJOR_MAX_B and H >= COLUMN_MAJOR_MIN_H
 
 
 def available():
