@@ -14,6 +14,7 @@ pytest.importorskip("threadpoolctl")
 def tiny_config(**kw):
     base = {"cells": ("lstm", "gru", "rnn"), "batch_sizes": (2,), "lengths": (3,), "hidden_sizes": (4,),
                 "input_size": 3, "threads": 1, "blocks": 2, "min_block_seconds": 0.001,
+            "pause_seconds": 0.0,
                 "max_seconds_per_cell": 1.0, "charlm_seconds": 0.05, "memory_hidden": 4}
     base.update(kw)
     return BenchConfig(**base)

@@ -11,7 +11,11 @@ sides, threads matched with ``threadpoolctl`` and ``torch.set_num_threads``):
 Each (cell, B, T, H) is warmed up, then the two libraries run in alternating
 blocks (the order flips every block, so drift of a shared machine hits both
 alike) and the medians of the blocks are compared as the ratio
-rnnkit / PyTorch (below 1 means rnnkit is faster).
+rnnkit / PyTorch (below 1 means rnnkit is faster). Each block starts after
+an idle pause (``pause_seconds``), so that neither library's worker threads
+still spin on the cores while the other is timed: OpenBLAS's spin about
+0.1 s after a call, which made PyTorch's steps up to 1.35x slower in the
+blocks that followed rnnkit's.
 
 Also measured in the same run: the fraction of the machine's GEMM throughput
 that rnnkit's training step reaches (the same GEMMs timed alone at their
@@ -55,6 +59,10 @@ class BenchConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     blocks: int = 5  # alternating timing blocks per library
     min_block_seconds: float = 0.2  # repeat the step within a block at least this long
+    # idle time before each block: after a call, OpenBLAS's worker threads spin about
+    # 0.1 s (2^28 cycles) before they sleep, and PyTorch's threads would share the cores
+    # with them (its steps measured up to 1.35x slower without this pause)
+    pause_seconds: float = 0.3
     max_seconds_per_cell: float = 60.0  # cap on one (cell, B, T, H) measurement
     inference: bool = True
     gemm: bool = True  # measure GEMM throughput for the largest LSTM shape
@@ -92,6 +100,7 @@ def _interleaved(fns, cfg, budget):
     for b in range(cfg.blocks):
         order = names if b % 2 == 0 else names[::-1]
         for k in order:
+            time.sleep(cfg.pause_seconds)  # the other library's threads go idle
             times[k].append(_time_block(fns[k], cfg.min_block_seconds))
         if time.perf_counter() - start > budget and b >= 2:
             break

@@ -50,6 +50,7 @@ def config_from_args(args):
     else:  # a quick look: small shapes, short blocks, no extras
         cfg = BenchConfig(cells=("lstm", "gru"), batch_sizes=(1, 32), lengths=(50,),
                           hidden_sizes=(32, 128), blocks=3, min_block_seconds=0.05,
+                          pause_seconds=0.1,
                           gemm=False, memory=False, charlm=False)
     if args.cells is not None:
         cells = tuple(c.strip() for c in args.cells.split(","))
