@@ -435,3 +435,32 @@ def test_transpose_into_copies_every_element(shape):
     dst = np.full(shape[::-1], np.nan, np.float32)
     k.transpose_into(src, dst)
     np.testing.assert_array_equal(dst, src.T)
+
+
+def test_a_bias_that_would_broadcast_across_rows_is_refused():
+    """(4H, 1) has the bias's size, but NumPy would add it across the batch rows."""
+    from rnnkit.cells import lstm_forward
+
+    T, B, H = 2, 8, 2
+    gx = np.zeros((T, B, 4 * H))
+    with pytest.raises(ValueError, match=r"bias must have shape \(8,\).*got \(8, 1\)"):
+        lstm_forward(gx, np.zeros((B, H)), np.zeros((B, H)), np.zeros((4 * H, H)),
+                     bias=np.ones((4 * H, 1)))
+
+
+def test_tanh_keeps_the_sign_of_zero():
+    _, tanh_ = _vector_math()
+    out = _run(tanh_, np.float32([-0.0, 0.0]))
+    assert np.signbit(out[0]) and not np.signbit(out[1])
+
+
+def test_a_bad_setting_seen_at_backward_keeps_the_forward_pass(monkeypatch):
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    m = LSTM(2, 3, rng=0)
+    out, _ = m(np.ones((4, 2, 2), np.float32))
+    monkeypatch.setenv("RNNKIT_COMPILED", "maybe")
+    with pytest.raises(ValueError, match="RNNKIT_COMPILED must be 0 or 1"):
+        m.backward(np.ones_like(out))
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    dx, _ = m.backward(np.ones_like(out))  # the cache was kept
+    assert dx.shape == (4, 2, 2)

@@ -40,6 +40,7 @@ from ._validation import (
     check_shape,
 )
 from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from .cells.compiled import check_settings
 from .cells.rnn import NONLINEARITIES
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase", "lengths_to_mask"]
@@ -519,6 +520,8 @@ class RNNBase(Module):
                 d_output = d_output.transpose(1, 0, 2)
             check_shape(d_output, out_shape, "d_output (time-major)", f"{name}.backward")
         dstates = self._check_dstate(d_hx, B, batched)
+        if self.mode == "LSTM":
+            check_settings()  # a bad RNNKIT_COMPILED* raises here, with the cache kept
         self._cache = None
         step_mask, rev_idx = cache["mask"], cache["rev_idx"]
         d_h0 = np.zeros((L * K, B, R), self.dtype)

@@ -194,6 +194,21 @@ def lstm_kernels(B, H, dtype):
     return forward_steps, backward_steps
 
 
+def check_settings():
+    """Raise now if ``RNNKIT_COMPILED`` or ``RNNKIT_COMPILED_MAX_UNITS`` is invalid.
+
+    ``LSTM.backward`` calls it before it consumes the forward pass's cache,
+    so that a bad value does not cost the forward pass.
+
+    Raises
+    ------
+    ValueError
+        As :func:`enabled` and :func:`max_units`.
+    """
+    if enabled():
+        max_units()
+
+
 def column_major(B, H):
     """True where the per-step GEMMs write column-major output (see ``COLUMN_MAJOR_MAX_B``)."""
     return 1 < B <= COLUMN_MAJOR_MAX_B and H >= COLUMN_MAJOR_MIN_H

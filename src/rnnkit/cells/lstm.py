@@ -112,6 +112,11 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     -------
     LSTMCache
 
+    Raises
+    ------
+    ValueError
+        If ``bias`` is not of shape (4H,) (or (1, 4H)).
+
     Notes
     -----
     With numba installed and no projection, the loop runs compiled
@@ -122,6 +127,12 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     takes this NumPy loop.
     """
     T, B, G = gx.shape
+    if bias is not None:  # (4H,), or (1, 4H) and the like: what broadcasts along 4H alone
+        shape = np.shape(bias)
+        if shape[-1:] != (G,) or any(n != 1 for n in shape[:-1]):
+            raise ValueError(f"lstm_forward: bias must have shape ({G},) (b_ih + b_hh), "
+                             f"got {shape}")
+        bias = np.reshape(bias, G)
     H = G // GATES
     dtype = gx.dtype
     P = H if w_hr is None else w_hr.shape[0]
@@ -132,11 +143,11 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     h[0] = h0
     c[0] = c0
     kernels = None
-    if w_hr is None and gx.flags.c_contiguous and (bias is None or np.size(bias) == G):
+    if w_hr is None and gx.flags.c_contiguous:
         kernels = lstm_kernels(B, H, dtype)
     if kernels is not None:  # compiled loops: same equations, same cache
         if bias is not None:
-            bias = np.ascontiguousarray(bias, dtype=dtype).reshape(G)
+            bias = np.ascontiguousarray(bias, dtype=dtype)
         kernels[0](gx, h, c, tanh_c, w_hh, None if mask is None else mask[..., 0], bias)
         return LSTMCache(gx, h, c, tanh_c, mask, m)
     if bias is not None:
