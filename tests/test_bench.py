@@ -23,6 +23,7 @@ def tiny_config(**kw):
 def test_benchmark_reports_every_cell_and_extra():
     lines = []
     res = run(tiny_config(), log=lines.append)
+    assert "1 thread each" in lines[0] and "ratio = rnnkit / PyTorch" in lines[0]
     assert [(r["cell"], r["B"], r["T"], r["H"]) for r in res["rows"]] == [
         ("lstm", 2, 3, 4), ("gru", 2, 3, 4), ("rnn", 2, 3, 4)]
     for r in res["rows"]:
@@ -90,3 +91,20 @@ def test_bench_checks_its_output_files_before_the_run(tmp_path, capsys, monkeypa
     assert "does not exist" in capsys.readouterr().err
     assert main(["bench", "--markdown", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("blocks", 0, "blocks must be an integer >= 1"),
+    ("pause_seconds", -1.0, "pause_seconds must be a finite number >= 0"),
+    ("pause_seconds", float("nan"), "pause_seconds must be a finite number >= 0"),
+    ("cells", ("lstm", "foo"), "cells takes lstm, gru, rnn"),
+    ("batch_sizes", (0,), "batch_sizes must be integers >= 1"),
+    ("threads", 0, "threads must be an integer >= 1"),
+])
+def test_config_refuses_settings_that_cannot_run(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**{field: value})
+
+
+def test_a_single_cell_name_is_one_cell():
+    assert tiny_config(cells="lstm").cells == ("lstm",)

@@ -71,13 +71,38 @@ class BenchConfig:
     charlm_seconds: float = 3.0  # time each character-model variant runs
     memory_hidden: int = 256  # H of the memory measurement (at the largest B and T)
 
+    def __post_init__(self):
+        """Refuse a grid or timing setting that could not run (before any timing)."""
+        self.cells = tuple(self.cells) if not isinstance(self.cells, str) else (self.cells,)
+        bad = [c for c in self.cells if c not in GATES]
+        if not self.cells or bad:
+            raise ValueError(f"BenchConfig.cells takes lstm, gru, rnn; got {self.cells!r}")
+        for name in ("batch_sizes", "lengths", "hidden_sizes"):
+            values = tuple(getattr(self, name))
+            if not values or any(not isinstance(v, (int, np.integer)) or v < 1 for v in values):
+                raise ValueError(f"BenchConfig.{name} must be integers >= 1, got {values!r}")
+            setattr(self, name, values)
+        for name in ("input_size", "threads", "blocks", "memory_hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"BenchConfig.{name} must be an integer >= 1, got {value!r}")
+        for name in ("min_block_seconds", "pause_seconds", "max_seconds_per_cell",
+                     "charlm_seconds"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"BenchConfig.{name} must be a finite number >= 0 (seconds), "
+                                 f"got {value!r}")
+
+
+INSTALL = 'pip install ".[bench]" (PyTorch 2.13.0 CPU, threadpoolctl, numba)'
+
 
 def _torch():
     try:
         import torch
     except ImportError:
         raise ImportError("the benchmark compares against PyTorch: pip install torch==2.13.0 "
-                          "(the CPU build; never a bare 'torch')") from None
+                          f"(the CPU build; never a bare 'torch'), or {INSTALL}") from None
     return torch
 
 
@@ -154,11 +179,16 @@ def _train_flops(cell, B, T, H, D):
 
 def _gemm_seconds(cell, B, T, H, D, cfg):
     """Time, alone at their shapes, the GEMMs of an rnnkit training step."""
+    from .cells import compiled
     from .cells.lstm import COLUMN_MAJOR_MAX_B
 
     GH = GATES[cell] * H
     rng = np.random.default_rng(2)
-    step_out = "F" if 1 < B <= COLUMN_MAJOR_MAX_B else "C"  # as the LSTM loops lay it out
+    if compiled.available():  # as the LSTM loops lay it out
+        column_major = compiled.column_major(B, H)
+    else:
+        column_major = 1 < B <= COLUMN_MAJOR_MAX_B
+    step_out = "F" if column_major else "C"
 
     def mm(m, k, n, transposed_b=False, out_order="C"):
         a = rng.standard_normal((m, k), dtype=np.float32)
@@ -285,8 +315,15 @@ def run(cfg=None, log=print):
     """Run the benchmark; returns a dict of results (see :func:`format_markdown`)."""
     cfg = cfg or BenchConfig()
     torch = _torch()
-    from threadpoolctl import threadpool_info, threadpool_limits
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        raise ImportError("the benchmark sets NumPy's BLAS threads with threadpoolctl: "
+                          f"pip install threadpoolctl, or {INSTALL}") from None
 
+    threads = f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''}"
+    log(f"rnnkit against PyTorch {torch.__version__}, {threads} each; training step times "
+        "(rnnkit vs PyTorch), ratio = rnnkit / PyTorch (below 1: rnnkit is faster)")
     torch.set_num_threads(cfg.threads)
     with threadpool_limits(cfg.threads):
         results = {"config": asdict(cfg), "machine": _machine(torch, threadpool_info),
