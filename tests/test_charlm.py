@@ -121,8 +121,12 @@ def test_load_char_model_rejects_other_models(tmp_path):
 
     save_model(tmp_path, SequenceModel(5, 4, 5, encoder="embedding", rng=0),
                metadata={"task": "other"})
-    with pytest.raises(ModelFileError, match="not a character-level"):
+    with pytest.raises(ModelFileError, match=r"not a character-level .* \(task 'other'\)"):
         load_char_model(str(tmp_path))
+    save_model(tmp_path / "bare", SequenceModel(5, 4, 5, encoder="embedding", rng=0))
+    with pytest.raises(ModelFileError, match="language model; rnnkit predict and rnnkit "
+                                             "evaluate take forecaster and classifier"):
+        load_char_model(str(tmp_path / "bare"))  # no task recorded: no "(task None)"
 
 
 def test_text_too_short_for_the_batch_shape():

@@ -461,3 +461,23 @@ def test_output_paths_are_checked_before_the_work(csv_model, tmp_path, capsys):
     assert_usage_error(run(capsys, "inspect", folder, "--out", afile), "inspect",
                        "--out", "is a file; it must be a folder")
     assert list(tmp_path.iterdir()) == [afile]  # nothing written, no temporary file left
+
+
+def test_evaluate_names_the_models_task_for_a_builtin_of_the_other_kind(csv_model,
+                                                                       digits_model, capsys):
+    """evaluate has no --task: the hint names the model's task and the right data sets."""
+    code, _, err = run(capsys, "evaluate", csv_model[0], "--data", "digits")
+    assert code == 2 and "this model is a forecaster and 'digits' is a classification" in err
+    assert "--task" not in err
+    code, _, err = run(capsys, "evaluate", digits_model[0], "--data", "airline")
+    assert code == 2 and "this model is a classifier and 'airline' is a series" in err
+
+
+def test_test_labels_never_seen_in_training_are_named():
+    from rnnkit.jobs import classification_metrics
+
+    with pytest.raises(ValueError, match=r"none of the 2 test labels \('c', 'd'\) is a class "
+                                         r"the model was trained on \('a', 'b'\)"):
+        classification_metrics(["c", "d"], ["a", "b"], ["a", "b"])
+    m = classification_metrics(["a", "d"], ["a", "b"], ["a", "b"])  # some known: counted
+    assert m["accuracy"] == 0.5

@@ -282,8 +282,11 @@ def load_char_model(directory):
 
     model, metadata = load_model(directory)
     if metadata.get("task") != TASK or "vocabulary" not in metadata:
-        raise ModelFileError(f"{directory}: not a character-level language model "
-                             f"(task {metadata.get('task')!r})")
+        task = metadata.get("task")
+        raise ModelFileError(f"{directory}: not a character-level language model"
+                             + (f" (task {task!r})" if task else "")
+                             + "; rnnkit predict and rnnkit evaluate take forecaster and "
+                             "classifier folders")
     try:
         vocab = Vocabulary.from_json(metadata["vocabulary"])
     except (TypeError, ValueError) as exc:

@@ -63,7 +63,7 @@ def build_parser():
             "Without FILE it trains on the Python Language Reference that ships with\n"
             "CPython (pydoc_data.topics), so it works offline on any install."),
         epilog=("examples:\n"
-                "  rnnkit train                                   # built-in corpus, ~3 min\n"
+                "  rnnkit train                                   # built-in corpus, ~1 min\n"
                 "  rnnkit train input.txt --num-layers 2 --hidden-size 512 --steps 3000\n"
                 "  rnnkit train --resume runs/charlm               # after Ctrl-C or a kill\n"
                 "  rnnkit sample runs/charlm --prime 'The ' --temperature 0.7\n\n"

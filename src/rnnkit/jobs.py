@@ -1141,11 +1141,24 @@ def classification_metrics(y_true, y_pred, classes):
     dict
         ``n_test``, ``accuracy``, ``macro_f1`` (over the labels present in
         ``y_true`` or ``y_pred``) and ``confusion_matrix`` (C, C) as lists.
+
+    Raises
+    ------
+    ValueError
+        If no label of ``y_true`` is among ``classes`` (every class of the
+        test part was missing from training).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = np.asarray(classes)
+    if len(y_true) and not np.isin(y_true, labels).any():
+        seen = ", ".join(repr(v) for v in np.unique(y_true)[:5].tolist())
+        known = ", ".join(repr(v) for v in labels[:5].tolist())
+        raise ValueError(f"none of the {len(y_true)} test labels ({seen}"
+                         f"{', ...' if len(np.unique(y_true)) > 5 else ''}) is a class the model "
+                         f"was trained on ({known}{', ...' if len(labels) > 5 else ''}): each "
+                         "class needs examples in both the training and the test part")
     return {"n_test": len(y_true), "accuracy": float(accuracy_score(y_true, y_pred)),
             "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
             "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}

@@ -73,6 +73,7 @@ def _evaluate_forecaster(job, args):
     if horizon < 1:
         raise ValueError(f"--horizon must be >= 1, got {horizon}")
     spec, whole = _spec(args, job)
+    _check_builtin(spec, "forecast")
     est, tf = job.estimator, job.transform
     recorded = job.info.get("data") or {}
     if whole:
@@ -104,6 +105,21 @@ def _evaluate_forecaster(job, args):
     return 0
 
 
+def _check_builtin(spec, task):
+    """A built-in data set of the other task: say so in evaluate's terms (it has no --task)."""
+    from .. import jobs
+
+    if jobs.is_file_spec(spec):
+        return
+    key = spec.strip().lower().replace("-", "_")
+    if task == "forecast" and key in jobs.CLASSIFY_DATASETS:
+        raise ValueError(f"this model is a forecaster and {spec!r} is a classification data "
+                         f"set: give a series ({', '.join(jobs.FORECAST_DATASETS)}) or a CSV file")
+    if task == "classify" and key in jobs.FORECAST_DATASETS:
+        raise ValueError(f"this model is a classifier and {spec!r} is a series: give one of "
+                         f"{', '.join(jobs.CLASSIFY_DATASETS)}, or an .npz or CSV file")
+
+
 def _evaluate_classifier(job, args):
     from .. import jobs
     from ..task_cli import print_classify_report
@@ -111,6 +127,7 @@ def _evaluate_classifier(job, args):
     if args.horizon is not None:
         raise ValueError("--horizon is for forecasters; this model is a classifier")
     spec, whole = _spec(args, job)
+    _check_builtin(spec, "classify")
     recorded = job.info.get("data") or {}
     split = job.info.get("split") or {}
     if whole:
