@@ -14,16 +14,21 @@ compiled, in one of two forms:
   passes (the bias add, the activations, the cell and hidden state; in the
   backward pass the gate derivatives).
 
-Measured on the project's 2-core machine (forward plus backward loops,
-float32): the whole unroll is 1.6-15x faster than the NumPy loop up to
-B*H = 1024 and slower at H = 512 (it then reads W_hh^T from memory at each
-step: 1.3x the NumPy time at B=1); the per-step form takes 0.5-0.85x the
-NumPy loop's time from B*H = 2048 up, except at B = 32-64 with H >= 512,
-where the GEMM dominates and the two tie. Both keep the NumPy loops'
-equations and cache layout, so either backward consumes either forward. The
-NumPy loops stay the reference; the paths agree to round-off (the recurrent
-sums run in another order, float32 ``exp``/``tanh`` are evaluated by
-``rnnkit.cells._compiled_kernels``), which the tests check.
+Measured on the project's 2-core machine (a whole float32 training step,
+input size 32, T = 50, against the same step on the NumPy loops): 0.45x at
+B=1, H=128 and 0.55-0.75x at B*H <= 1024 with the whole unroll; 0.68-0.8x
+with the per-step kernels at B = 32-128, H = 128, and 0.87-0.9x from H = 512
+(B=1 included), where the GEMMs take most of the step. Both keep the NumPy
+loops' equations and cache layout, so either backward consumes either
+forward. The NumPy loops stay the reference; the paths agree to round-off
+(the recurrent sums run in another order, float32 ``exp``/``tanh`` are
+evaluated by ``rnnkit.cells._compiled_kernels``), which the tests check.
+
+The compiled loops run on the calling thread only. Batch rows never meet in
+the recurrence, so two threads could take half the rows each, and on idle
+cores that made the whole unroll 1.9x faster; but after any multi-threaded
+GEMM, OpenBLAS's worker threads spin for about 0.1 s (2^28 cycles) before
+they sleep, and a second thread shared its core with them: no faster at all.
 
 ``RNNKIT_COMPILED=0`` (or false, off, no) forces the NumPy loops. There is no
 projection (``proj_size``) variant.
