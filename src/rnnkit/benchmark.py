@@ -454,7 +454,8 @@ def format_markdown(results):
         f"BLAS: {'; '.join(m['blas'])}"),
         f"- compiled LSTM loops (`rnnkit[fast]`): {m.get('compiled_loops', 'not recorded')}",
         (f"- measured {m['date']}; float32, input size {cfg['input_size']}, loss "
-        "mean((output - target)^2); medians of alternating blocks"),
+        "mean((output - target)^2); medians of alternating blocks, each after an idle "
+        f"pause of {cfg.get('pause_seconds', 0)} s"),
         "",
         "Ratio = rnnkit time / PyTorch time (below 1: rnnkit is faster). A ratio marked",
         "**(miss)** is above a target: 1.0 for the LSTM training step in every cell,",
@@ -552,20 +553,23 @@ GEMM_TARGET = 0.85
 MEMORY_TARGET = 1.3
 SHORTFALL = (
     "Where the LSTM misses (why, and what was tried; details in the notes of the speed "
-    "issue): every miss is at B >= 32. At H = 1024 the step is GEMM-bound (see the GEMM "
-    "throughput below) and PyTorch's oneDNN LSTM packs W_hh once per call while OpenBLAS "
-    "re-packs it in every per-step GEMM. At H <= 128 a step takes milliseconds and a cell's "
-    "ratio moves a lot between runs on this machine (B=128, T=50, H=128 gave 0.75, 1.11 "
-    "and 1.25 in three runs of one day), so single cells there flip between met and "
-    "missed. With numba installed, rnnkit's LSTM "
-    "runs small steps (B*H <= 1024, H <= 256) as one compiled unroll and larger ones as "
-    "NumPy's GEMM plus one compiled call per step for all the elementwise work, in buffers "
-    "reused from step to step; without numba, the NumPy loop (the reference). Tried and "
-    "dropped: a gates-major (4H, T, B) layout, splitting the batch over two Python threads "
-    "with 1-thread BLAS (M=B/2 GEMMs are inefficient), calling BLAS from inside the compiled "
-    "loop (numba reaches SciPy's OpenBLAS, a second thread pool whose spinning threads made "
-    "NumPy's GEMMs 2x slower). Not tried: a numba thread pool for the elementwise work (a "
-    "third spinning pool on 2 cores; GNU OpenMP is not fork-safe).")
+    "issue): every miss is at B >= 32. Cells near 1 flip from run to run: two full runs of "
+    "the same day's code, 20 minutes apart, met 14 and 11 of the 24 cells (B=32, T=200, "
+    "H=32: 1.20 and 1.01). PyTorch's CPU LSTM is oneDNN's fused RNN primitive: "
+    "W_hh packed once per call, the elementwise work fused with the GEMMs, and one thread "
+    "pool that runs both on every core. rnnkit runs NumPy's GEMM (OpenBLAS, both cores) and "
+    "then its compiled elementwise kernel on one core, while OpenBLAS's second thread spins "
+    "idle. A second thread for the kernels is of no use while those threads spin (about "
+    "0.1 s after each GEMM): the compiled loops split over two threads ran 1.9x faster on "
+    "idle cores and not at all faster after a GEMM. At H = 1024 the step is GEMM-bound "
+    "(see the GEMM throughput below) and OpenBLAS re-packs the 16 MB W_hh in every "
+    "per-step GEMM, a fixed ~0.6 ms a call. Tables before 2026-11-30 timed PyTorch's "
+    "blocks while OpenBLAS's threads still spun after rnnkit's, which made PyTorch up to "
+    "1.35x slower; each block now starts after an idle pause. Tried and dropped: a "
+    "gates-major (4H, T, B) layout; splitting the batch over two Python threads with "
+    "1-thread BLAS (GIL hand-offs at every step: up to 2.2x slower); calling BLAS from inside "
+    "the compiled loop (numba reaches SciPy's OpenBLAS, a second spinning pool); a numba "
+    "GEMM with W_hh packed once (44 GFLOP/s on one core, where OpenBLAS reaches 100).")
 
 
 def geometric_mean(xs):
