@@ -63,6 +63,7 @@ __all__ = [
     "SequenceData",
     "SeriesData",
     "SeriesTransform",
+    "builtin_key",
     "classification_metrics",
     "evaluate_classifier",
     "evaluate_forecaster",
@@ -445,6 +446,12 @@ def is_file_spec(spec):
     return os.path.sep in s or "." in os.path.basename(s) or os.path.exists(s)
 
 
+def builtin_key(spec):
+    """The name of a built-in data set as ``spec`` spells it: ``"Japanese-Vowels"`` ->
+    ``"japanese_vowels"``."""
+    return os.fspath(spec).strip().lower().replace("-", "_")
+
+
 def load_series(spec, *, column=None, test_size=0.2):
     """A built-in series (``sunspots``, ``airline``) or a column of a CSV file.
 
@@ -467,7 +474,7 @@ def load_series(spec, *, column=None, test_size=0.2):
     if not is_file_spec(spec):
         from .data import datasets
 
-        key = spec.strip().lower().replace("-", "_")
+        key = builtin_key(spec)
         if key in CLASSIFY_DATASETS:
             raise ValueError(f"{spec!r} is a classification data set: use --task classify")
         if key not in FORECAST_DATASETS:
@@ -626,7 +633,7 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
     if not is_file_spec(spec):
         from .data import datasets
 
-        key = spec.strip().lower().replace("-", "_")
+        key = builtin_key(spec)
         if key in FORECAST_DATASETS:
             raise ValueError(f"{spec!r} is a series: use --task forecast")
         if key not in CLASSIFY_DATASETS:

@@ -111,7 +111,7 @@ def _check_builtin(spec, task):
 
     if jobs.is_file_spec(spec):
         return
-    key = spec.strip().lower().replace("-", "_")
+    key = jobs.builtin_key(spec)
     if task == "forecast" and key in jobs.CLASSIFY_DATASETS:
         raise ValueError(f"this model is a forecaster and {spec!r} is a classification data "
                          f"set: give a series ({', '.join(jobs.FORECAST_DATASETS)}) or a CSV file")
@@ -134,7 +134,7 @@ def _evaluate_classifier(job, args):
         data = jobs.load_sequences(spec, label_column=args.column, split="all_test")
         what = f"{data.name} (all {len(data.y_test)} sequences)"
     else:
-        same = recorded.get("name") == spec.strip().lower().replace("-", "_")
+        same = recorded.get("name") == jobs.builtin_key(spec)
         options = (recorded.get("options") or {}) if same else {}
         label = args.column or recorded.get("label_column")
         data = jobs.load_sequences(
