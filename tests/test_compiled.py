@@ -14,6 +14,7 @@ lengths, given states, float32), and against each other; the float32
 from __future__ import annotations
 
 import itertools
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -27,12 +28,16 @@ numba = pytest.importorskip("numba")
 pytest.importorskip("torch")
 
 LSTM_CELL = ("LSTM", None)
-PATHS = ["compiled", "steps", "steps-column-major", "numpy"]  # NumPy's loop last
+PATHS = ["compiled", "steps", "steps-column-major", "threaded", "numpy"]  # NumPy's loop last
 
 
 def use_path(monkeypatch, path):
     """Force one path: the whole compiled loop, the per-step kernels (with row-major or
-    column-major GEMM outputs, whatever B and H are), or NumPy's loop."""
+    column-major GEMM outputs, whatever B and H are), the batch rows over two threads
+    (from B = 2, an odd B included), or NumPy's loop."""
+    if path == "threaded" and compiled._numba_kernels().BLAS is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS: no threaded path")
+    monkeypatch.setenv("RNNKIT_THREADED", "2" if path == "threaded" else "0")
     monkeypatch.setenv("RNNKIT_COMPILED", "0" if path == "numpy" else "1")
     if path.startswith("steps"):
         monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "0")
@@ -133,8 +138,8 @@ def test_compiled_path_is_taken(monkeypatch):
     calls = []
     real = compiled.lstm_kernels
 
-    def spy(B, H, dtype):
-        k = real(B, H, dtype)
+    def spy(B, H, dtype, threads=None):
+        k = real(B, H, dtype, threads)
         calls.append(k is not None)
         return k
 
@@ -221,10 +226,12 @@ def _backward_all_paths(monkeypatch, dtype, c0, dc_n, mask=None, d_output=None):
     out = []
     for p in PATHS:
         use_path(monkeypatch, p)
+        th = compiled.lstm_threads(B, H, dtype)  # None but on the threaded path
         cache = lstm_forward(gx0.copy(), np.zeros((B, H), dtype), np.full((B, H), c0, dtype),
-                             w_hh, mask)
+                             w_hh, mask, threads=th)
         with np.errstate(all="ignore"):
-            out.append(lstm_backward(d_output, None, np.full((B, H), dc_n, dtype), cache, w_hh))
+            out.append(lstm_backward(d_output, None, np.full((B, H), dc_n, dtype), cache, w_hh,
+                                     threads=th))
     return out
 
 
@@ -306,9 +313,11 @@ def test_row_blocks_and_remainders_match_numpy_path(monkeypatch, B, H):
     results = []
     for p in PATHS:
         use_path(monkeypatch, p)
-        cache = lstm_forward(gx0.copy(), h0, np.ones((B, H)), w_hh, mask)
+        th = compiled.lstm_threads(B, H, np.float64)
+        cache = lstm_forward(gx0.copy(), h0, np.ones((B, H)), w_hh, mask, threads=th)
         outputs = [cache.h.copy(), cache.c.copy()]
-        results.append(outputs + list(lstm_backward(d_output, None, None, cache, w_hh)))
+        results.append(outputs + list(lstm_backward(d_output, None, None, cache, w_hh,
+                                                    threads=th)))
     for other in results[:-1]:
         for a, b in zip(other, results[-1]):
             assert rel_error(a, b) < 1e-12
@@ -393,7 +402,7 @@ def test_direct_calls_with_any_layout_agree_on_every_path(monkeypatch, case):
     for p in PATHS:
         use_path(monkeypatch, p)
         results.append(lstm_forward(gx.copy(order="K"), np.zeros((B, H)), np.zeros((B, H)), w,
-                                    bias=bias).h)
+                                    bias=bias, threads=compiled.lstm_threads(B, H, w.dtype)).h)
     for other in results[:-1]:
         assert rel_error(other, results[-1]) < 1e-13
 
@@ -416,11 +425,13 @@ def test_a_nan_in_the_padding_never_reaches_the_gradients(monkeypatch, proj_size
     d_output = rng.standard_normal((T, B, proj_size or H)) * mask
     for p in ["numpy"] if proj_size else PATHS:  # a projection always takes the NumPy loop
         use_path(monkeypatch, p)
+        th = None if proj_size else compiled.lstm_threads(B, H, np.float64)
         cache = lstm_forward(gx0.copy(), np.zeros((B, proj_size or H)), np.zeros((B, H)), w_hh,
-                             mask, w_hr)
+                             mask, w_hr, threads=th)
         assert np.isfinite(cache.h).all() and np.isfinite(cache.c).all()
         with np.errstate(invalid="ignore"):
-            dgates, dh0, dc0, *dw_hr = lstm_backward(d_output, None, None, cache, w_hh, w_hr)
+            dgates, dh0, dc0, *dw_hr = lstm_backward(d_output, None, None, cache, w_hh, w_hr,
+                                                     threads=th)
         assert np.isfinite(dgates).all() and not dgates[2:, 1].any(), p
         assert np.isfinite(dh0).all() and np.isfinite(dc0).all(), p
         assert all(np.isfinite(g).all() for g in dw_hr), p
@@ -464,3 +475,207 @@ def test_a_bad_setting_seen_at_backward_keeps_the_forward_pass(monkeypatch):
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     dx, _ = m.backward(np.ones_like(out))  # the cache was kept
     assert dx.shape == (4, 2, 2)
+
+
+def _blas():
+    blas = compiled._numba_kernels().BLAS
+    if blas is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS: no threaded path")
+    return blas
+
+
+def test_threaded_dispatch_rules(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    _blas()
+    monkeypatch.delenv("RNNKIT_THREADED", raising=False)
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert compiled.lstm_threads(128, 32, np.float32) is None  # outside a region
+        with compiled.parallel() as region:
+            assert region.n == 2  # OpenBLAS's thread count on entry
+            assert compiled.lstm_threads(64, 32, np.float32) is region
+            assert compiled.lstm_threads(128, 256, np.float64) is region
+            assert compiled.lstm_threads(32, 32, np.float32) is None  # 16 rows a thread
+            assert compiled.lstm_threads(128, 512, np.float32) is None  # GEMM-bound
+            assert compiled.lstm_threads(128, 32, np.float16) is None
+            monkeypatch.setenv("RNNKIT_COMPILED", "0")
+            assert compiled.lstm_threads(128, 32, np.float32) is None
+            monkeypatch.setenv("RNNKIT_COMPILED", "1")
+            for off in ("0", "off", "No"):
+                monkeypatch.setenv("RNNKIT_THREADED", off)
+                assert compiled.lstm_threads(128, 32, np.float32) is None
+            monkeypatch.setenv("RNNKIT_THREADED", "1")
+            assert compiled.lstm_threads(128, 32, np.float32) is region
+        monkeypatch.setenv("RNNKIT_THREADED", "3")  # forced, region or not
+        assert compiled.lstm_threads(3, 1024, np.float32).n == 3
+        assert compiled.lstm_threads(2, 8, np.float32) is None  # fewer rows than threads
+        for bad in ("many", "-2"):
+            monkeypatch.setenv("RNNKIT_THREADED", bad)
+            with pytest.raises(ValueError, match="RNNKIT_THREADED must be 0 or 1"):
+                compiled.lstm_threads(128, 32, np.float32)
+            with pytest.raises(ValueError, match="thread count >= 2"):
+                compiled.check_settings()
+    monkeypatch.delenv("RNNKIT_THREADED")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"), compiled.parallel() as region:
+        assert region is None  # threads stay matched with the user's setting
+        assert compiled.lstm_threads(128, 32, np.float32) is None
+
+
+def test_parallel_region_sets_and_puts_back_openblas_threads():
+    import threading
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = _blas()
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        with compiled.parallel() as outer:
+            assert blas.get_num_threads() == 1 and compiled.current_threads() is outer
+            with compiled.parallel() as inner:  # nested: the enclosing region's count
+                assert inner.n == 2 and blas.get_num_threads() == 1
+            assert compiled.current_threads() is outer
+            seen = []
+            t = threading.Thread(target=lambda: seen.append(compiled.current_threads()))
+            t.start()
+            t.join()
+            assert seen == [None]  # a region belongs to the thread that opened it
+            with compiled.parallel(1) as one:
+                assert one is None and compiled.current_threads() is None
+            assert compiled.current_threads() is outer
+        assert blas.get_num_threads() == 2 and compiled.current_threads() is None
+        with pytest.raises(KeyError), compiled.parallel(3) as three:
+            assert three.n == 3
+            raise KeyError("inside")
+        assert blas.get_num_threads() == 2 and compiled.current_threads() is None
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="num_threads must be an integer >= 1"), \
+                compiled.parallel(bad):
+            pass
+
+
+def test_threads_put_back_openblas_count_even_after_an_error():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = _blas()
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        outer, inner = compiled.Threads(blas, 2), compiled.Threads(blas, 2)
+        with outer:
+            assert blas.get_num_threads() == 1
+            with inner:  # a second layer (or thread) inside: it must not save our 1
+                assert blas.get_num_threads() == 1
+            assert blas.get_num_threads() == 1
+        assert blas.get_num_threads() == 2
+
+        def part(lo, hi):
+            if lo > 0:
+                raise RuntimeError(f"part {lo}:{hi} failed")
+
+        with pytest.raises(RuntimeError, match="part 5:10 failed"), outer:
+            outer.run(part, 10)
+        assert blas.get_num_threads() == 2
+
+
+def test_threaded_path_is_taken_on_both_threads(monkeypatch):
+    """Each half of the batch runs in its own thread; the result is the NumPy loop's."""
+    import threading
+
+    from rnnkit.cells import _compiled_kernels as k
+
+    _blas()
+    seen = []
+    for name in ("lstm_forward_rows", "lstm_backward_rows"):
+        real = getattr(k, name)
+
+        def spy(*args, real=real, name=name):
+            seen.append((name, args[2].shape[-2] if name == "lstm_forward_rows"
+                         else args[1].shape[0], threading.current_thread().name))
+            return real(*args)
+        monkeypatch.setattr(k, name, spy)
+    results = []
+    for p in ("threaded", "numpy"):
+        use_path(monkeypatch, p)
+        m = LSTM(3, 5, rng=0)
+        x = np.random.default_rng(1).standard_normal((4, 7, 3)).astype(np.float32)
+        out, (h_n, c_n) = m(x)
+        dx, (dh0, dc0) = m.backward(np.cos(out))
+        results.append([out, h_n, c_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])
+    assert sorted((n, rows) for n, rows, _ in seen) == [
+        ("lstm_backward_rows", 3), ("lstm_backward_rows", 4),
+        ("lstm_forward_rows", 3), ("lstm_forward_rows", 4)]
+    assert {t.startswith("rnnkit") for _, _, t in seen} == {True, False}
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-5
+
+
+def test_threaded_layer_without_bias_matches_numpy(monkeypatch):
+    results = []
+    for p in ("threaded", "numpy"):
+        use_path(monkeypatch, p)
+        m = LSTM(3, 6, bias=False, num_layers=2, dtype=np.float64, rng=0)
+        x = np.random.default_rng(1).standard_normal((5, 9, 3))
+        out, _ = m(x)
+        dx, _ = m.backward(np.sin(out))
+        results.append([out, dx, *(m.grads[k] for k in sorted(m.grads))])
+    assert len(results[0]) == 2 + 4  # two layers of W_ih, W_hh
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-13
+
+
+def test_linear_layer_splits_its_gemms_in_a_region(monkeypatch):
+    from rnnkit.layers import Linear
+
+    _blas()
+    monkeypatch.delenv("RNNKIT_THREADED", raising=False)
+    calls = []
+    real = compiled.Threads.run
+
+    def spy(self, fn, size):
+        calls.append(size)
+        return real(self, fn, size)
+    monkeypatch.setattr(compiled.Threads, "run", spy)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 128, 64))
+    dy = rng.standard_normal((50, 128, 40))
+    results = []
+    for region in (False, True):
+        layer = Linear(64, 40, dtype=np.float64, rng=0)
+        with compiled.parallel(2) if region else nullcontext():
+            y = layer.forward(x)
+            dx = layer.backward(dy)
+        results.append([y, dx, layer.grads["weight"], layer.grads["bias"]])
+    assert calls == [50 * 128, 40, 50 * 128]  # y's rows, W's rows, dx's rows
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        assert rel_error(a, b) < 1e-13
+    small = Linear(4, 3, rng=0)
+    with compiled.parallel(2):
+        small.forward(np.ones((5, 4), np.float32))  # too small to hand off
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("task,bidirectional", [("many_to_many", False),
+                                                ("many_to_one", True)])
+def test_sequence_model_threads_its_lstm_by_itself(monkeypatch, task, bidirectional):
+    """SequenceModel opens a region where its LSTM qualifies; same numbers as one thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from rnnkit.cells import _compiled_kernels as k
+    from rnnkit.models import SequenceModel
+
+    _blas()
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    rows = []
+    real = k.lstm_forward_rows
+
+    def spy(*args):
+        rows.append(args[2].shape[-2])
+        return real(*args)
+    monkeypatch.setattr(k, "lstm_forward_rows", spy)
+    x = np.random.default_rng(0).standard_normal((6, 64, 5)).astype(np.float32)
+    results = []
+    for setting in ("0", "1"):
+        monkeypatch.setenv("RNNKIT_THREADED", setting)
+        model = SequenceModel(5, 16, 3, task=task, bidirectional=bidirectional, rng=0)
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            y, _ = model.forward(x)
+            d = model.backward(np.cos(y))
+        results.append([y, d, *(model.grads[n] for n in sorted(model.grads))])
+    assert rows == [32, 32] * (2 if bidirectional else 1)  # only with "1"
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-5

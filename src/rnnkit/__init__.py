@@ -8,6 +8,7 @@ line (``rnnkit --help``).
 """
 
 from ._workspace import clear as empty_cache
+from .cells.compiled import parallel
 from .ctrnn import CTRNN, CTRNNModel
 from .layers import Dropout, Embedding, Linear, OneHot
 from .models import SequenceModel
@@ -36,4 +37,5 @@ __all__ = [
     "TrainingError",
     "__version__",
     "empty_cache",
+    "parallel",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._module import Module
 from ._validation import as_array, as_dtype, as_generator, check_float, check_int
+from .cells.compiled import current_threads
 
 __all__ = ["Dropout", "Embedding", "Linear", "OneHot"]
 
@@ -22,6 +23,17 @@ class _Layer(Module):
                                "backpropagate through (call forward first)")
         cache, self._cache = self._cache, None
         return cache
+
+
+SPLIT_MIN_MACS = 1 << 22  # a GEMM below this many multiply-adds is not worth a hand-off
+
+
+def _split_threads(rows, n_in, n_out):
+    """The threads of the parallel() region to split a GEMM over, if any and worth it."""
+    threads = current_threads()
+    if threads is None or rows * n_in * n_out < SPLIT_MIN_MACS:
+        return None
+    return threads
 
 
 class Linear(_Layer):
@@ -60,7 +72,15 @@ class Linear(_Layer):
             raise ValueError(f"Linear: Expected input with {self.in_features} features in the "
                              f"last dimension, got shape {x.shape}")
         self._cache = x
-        y = x @ self.params["weight"].T  # (..., out)
+        threads = _split_threads(x.size // self.in_features, self.in_features, self.out_features)
+        if threads is None:
+            y = x @ self.params["weight"].T  # (..., out)
+        else:  # in a parallel() region: rows split over its threads
+            x2 = x.reshape(-1, self.in_features)
+            y = threads.matmul(x2, self.params["weight"].T,
+                               np.empty((x2.shape[0], self.out_features), np.result_type(
+                                   x2, self.params["weight"])))
+            y = y.reshape(*x.shape[:-1], self.out_features)
         if "bias" in self.params:
             y += self.params["bias"]
         return y
@@ -69,10 +89,25 @@ class Linear(_Layer):
         """dy (..., out) -> dx (..., in); ``dW += dy^T x`` over all leading axes in one GEMM."""
         x = self._cached()
         dy2 = dy.reshape(-1, self.out_features)  # (N, out)
-        self.grads["weight"] += dy2.T @ x.reshape(-1, self.in_features)
+        x2 = x.reshape(-1, self.in_features)
+        threads = _split_threads(dy2.shape[0], self.in_features, self.out_features)
+        if threads is None:
+            self.grads["weight"] += dy2.T @ x2
+        else:  # in a parallel() region: blocks of W's rows, then of dx's rows, per thread
+            dw = self.grads["weight"]
+
+            def weight_rows(lo, hi):
+                dw[lo:hi] += dy2[:, lo:hi].T @ x2
+
+            threads.run(weight_rows, self.out_features)
         if "bias" in self.params:
             self.grads["bias"] += dy2.sum(axis=0)
-        return dy @ self.params["weight"]
+        if threads is None:
+            return dy @ self.params["weight"]
+        w = self.params["weight"]
+        dx = threads.matmul(dy2, w, np.empty((dy2.shape[0], self.in_features),
+                                             np.result_type(dy2, w)))
+        return dx.reshape(*dy.shape[:-1], self.in_features)
 
     def __repr__(self):
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "

@@ -14,6 +14,8 @@ Inputs are time-major like the recurrent layers: token ids ``(T, B)`` for the
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from ._module import Module
@@ -25,6 +27,7 @@ from ._validation import (
     check_float,
     check_int,
 )
+from .cells.compiled import lstm_region
 from .functional import cross_entropy, mse_loss, sample_logits
 from .layers import Embedding, Linear, OneHot
 from .recurrent import GRU, LSTM, RNN
@@ -216,6 +219,17 @@ class SequenceModel(Module):
         if e.ndim != 3:
             raise ValueError(f"SequenceModel: Expected x of shape (T, B) for token ids or "
                              f"(T, B, D) for features, got shape {np.shape(x)}")
+        with self._region(e.shape[1]):
+            return self._forward(e, state, lengths)
+
+    def _region(self, B):
+        """``rnnkit.parallel()`` where the LSTM splits a batch of B over threads (the head's
+        GEMMs then split too, and no OpenBLAS worker spins next to them), else nothing."""
+        if self.cell != "lstm":
+            return nullcontext()
+        return lstm_region(B, self.hidden_size, self.dtype)
+
+    def _forward(self, e, state, lengths):
         out, state_n = self.rnn.forward(e, state, lengths=lengths)
         if self.task == "many_to_many":
             y = self.head.forward(out)  # (T, B, C)
@@ -258,6 +272,10 @@ class SequenceModel(Module):
             raise ValueError(f"SequenceModel.backward: Expected dy of the shape of y {want}, "
                              f"got {dy.shape}")
         dy = dy.astype(self.dtype, copy=False)
+        with self._region(B):
+            return self._backward(dy, state_n)
+
+    def _backward(self, dy, state_n):
         d = self.head.backward(dy)
         if self.task == "many_to_many":
             d_e, _ = self.rnn.backward(d)

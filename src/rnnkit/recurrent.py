@@ -24,6 +24,7 @@ few thousand rows, as fast as one over all rows.
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from ._validation import (
     check_shape,
 )
 from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
-from .cells.compiled import check_settings
+from .cells.compiled import check_settings, lstm_threads
 from .cells.rnn import NONLINEARITIES
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase", "lengths_to_mask"]
@@ -87,6 +88,13 @@ def _mask_to_lengths(mask, T, B, owner):
                          "(True then False), as padding at the end does")
     return lengths
 
+
+
+def _matmul(threads, a, b, out):
+    """``out = a @ b``, its rows split over ``threads`` (a ``compiled.Threads``) if any."""
+    if threads is None:
+        return np.matmul(a, b, out=out)
+    return threads.matmul(a, b, out)
 
 
 def _copy(x):
@@ -379,27 +387,31 @@ class RNNBase(Module):
                              else layer_input[rev_idx, np.arange(B)])
                     x_dir = np.ascontiguousarray(x_dir)
                 Dk = x_dir.shape[-1]
-                if self.mode == "RNN":  # project straight into the states: h[1:] = gx
-                    h = np.empty((T + 1, B, H), self.dtype)
-                    gx = h[1:]  # (T, B, H), a view
-                    np.matmul(x_dir.reshape(T * B, Dk), w_ih.T, out=gx.reshape(T * B, H))
-                else:
+                idx = layer * K + k
+                if self.mode == "LSTM":
+                    threads = None if w_hr is not None else lstm_threads(B, H, self.dtype)
+                    with threads or nullcontext():  # the projection's rows split too
+                        gx = workspace.empty((T * B, w_ih.shape[0]), self.dtype)
+                        _matmul(threads, x_dir.reshape(T * B, Dk), w_ih.T, gx)
+                        cache = lstm_forward(gx.reshape(T, B, -1), states[0][idx],
+                                             states[1][idx], w_hh, step_mask, w_hr,
+                                             bias=b_ih + b_hh if self.bias else None,
+                                             threads=threads)
+                    c_n[idx] = cache.c[-1]
+                elif self.mode == "GRU":
                     gx = np.matmul(x_dir.reshape(T * B, Dk), w_ih.T,
                                    out=workspace.empty((T * B, w_ih.shape[0]), self.dtype))
                     gx = gx.reshape(T, B, -1)  # (T, B, G*H)
-                idx = layer * K + k
-                if self.mode == "LSTM":
-                    cache = lstm_forward(gx, states[0][idx], states[1][idx], w_hh, step_mask,
-                                         w_hr, bias=b_ih + b_hh if self.bias else None)
-                    c_n[idx] = cache.c[-1]
-                elif self.mode == "GRU":
                     b_hn = None
                     if self.bias:
                         gx += b_ih
                         gx[..., : 2 * H] += b_hh[: 2 * H]
                         b_hn = b_hh[2 * H:]
                     cache = gru_forward(gx, states[0][idx], w_hh, b_hn, step_mask)
-                else:
+                else:  # project straight into the states: h[1:] = gx
+                    h = np.empty((T + 1, B, H), self.dtype)
+                    gx = h[1:]  # (T, B, H), a view
+                    np.matmul(x_dir.reshape(T * B, Dk), w_ih.T, out=gx.reshape(T * B, H))
                     if self.bias:
                         gx += b_ih + b_hh
                     cache = rnn_forward(None, states[0][idx], w_hh, self.nonlinearity, step_mask,
@@ -542,9 +554,12 @@ class RNNBase(Module):
                     if k == 1:
                         d_out = d_out[::-1] if rev_idx is None else d_out[rev_idx, np.arange(B)]
                 dh_n = None if dstates[0] is None else dstates[0][idx]
+                threads = None
                 if self.mode == "LSTM":
                     dc_n = None if dstates[1] is None else dstates[1][idx]
-                    res = lstm_backward(d_out, dh_n, dc_n, c, w_hh, w_hr)
+                    threads = None if w_hr is not None else lstm_threads(B, H, self.dtype)
+                    with threads or nullcontext():
+                        res = lstm_backward(d_out, dh_n, dc_n, c, w_hh, w_hr, threads=threads)
                     dgx, dh0, dc0 = res[:3]
                     if w_hr is not None:
                         self.grads[f"weight_hr{sfx}"] += res[3]
@@ -561,7 +576,10 @@ class RNNBase(Module):
                     consume = self._rnn_chunk_gradients(sfx, w_ih, x_dir, c.h, dx)
                     _, dh0 = rnn_backward(d_out, dh_n, c, w_hh, consume, self._chunk_steps)
                 d_h0[idx] = dh0
-                if dgx is not None:  # one GEMM each over all T*B rows
+                if dgx is not None and threads is not None:  # the same GEMMs, split
+                    with threads:
+                        dx = self._lstm_gradients_threaded(threads, sfx, dgx, x_dir, c.h, w_ih)
+                elif dgx is not None:  # one GEMM each over all T*B rows
                     G = dgx.shape[-1]
                     dgx2 = dgx.reshape(T * B, G)
                     h_prev = c.h[:-1].reshape(T * B, R)
@@ -599,6 +617,41 @@ class RNNBase(Module):
         if self.mode == "LSTM":
             return d_input, (d_h0, d_c0)
         return d_input, d_h0
+
+    def _lstm_gradients_threaded(self, threads, sfx, dgates, x, h, w_ih):
+        """The LSTM's weight and bias gradients and ``dx``, the GEMMs split over ``threads``.
+
+        The same products as the one-thread code in :meth:`backward`: thread
+        ``i`` of ``n`` takes the i-th block of the 4H gate rows of ``dW_ih``,
+        ``dW_hh`` and the biases, then the i-th block of the T*B rows of ``dx
+        = dgates @ W_ih`` (in one hand-off: neither reads what the other
+        writes). Returns ``dx`` (T, B, D).
+        """
+        T, B, G = dgates.shape
+        d2 = dgates.reshape(T * B, G)
+        x2 = x.reshape(T * B, -1)
+        h_prev = h[:-1].reshape(T * B, -1)
+        dx = workspace.empty((T * B, w_ih.shape[1]), self.dtype)
+        g = self.grads
+        w_ih_grad, w_hh_grad = g[f"weight_ih{sfx}"], g[f"weight_hh{sfx}"]
+        b_ih_grad = g[f"bias_ih{sfx}"] if self.bias else None
+        b_hh_grad = g[f"bias_hh{sfx}"] if self.bias else None
+        n = threads.n
+
+        def part(i, _):
+            lo, hi = G * i // n, G * (i + 1) // n
+            d = d2[:, lo:hi]
+            w_ih_grad[lo:hi] += d.T @ x2
+            w_hh_grad[lo:hi] += d.T @ h_prev
+            if b_ih_grad is not None:
+                db = d.sum(axis=0)
+                b_ih_grad[lo:hi] += db
+                b_hh_grad[lo:hi] += db
+            lo, hi = T * B * i // n, T * B * (i + 1) // n
+            np.matmul(d2[lo:hi], w_ih, out=dx[lo:hi])
+
+        threads.run(part, n)
+        return dx.reshape(T, B, -1)
 
     def _rnn_chunk_gradients(self, sfx, w_ih, x, h, dx):
         """The ``consume`` of :func:`rnnkit.cells.rnn.rnn_backward` for one layer and direction.

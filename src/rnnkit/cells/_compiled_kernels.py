@@ -41,10 +41,14 @@ division (the sigmoid's ``1 / (1 + e)``, tanh's ``2 / (e + 1)``): tanh over
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
+
+from . import _blas
 
 _OPTIONS = {"fastmath": {"contract"}, "nogil": True, "boundscheck": False,
             "error_model": "numpy"}
@@ -392,3 +396,103 @@ def lstm_backward_step(d_output_t, dh_in, dh, dc, a2, c_prev, tanh_c_t, mask_t, 
             df[j] = dcb[j] * (fg * (one - fg) * cp[j])
             dcb[j] = dcb[j] * fg
     return padded
+
+
+# --- the threaded path: each thread runs the unroll over its own rows of the batch, -----
+# with NumPy's OpenBLAS called from the loop (rnnkit.cells._blas)
+
+BLAS = _blas.find()
+if BLAS is not None:  # linked by name, so numba's on-disk cache finds the loops again
+    llvm.add_symbol("rnnkit_cblas_sgemm", BLAS.sgemm)
+    llvm.add_symbol("rnnkit_cblas_dgemm", BLAS.dgemm)
+_I32, _I64, _PTR = types.int32, types.int64, types.uintp
+_sgemm = types.ExternalFunction("rnnkit_cblas_sgemm", types.void(
+    _I32, _I32, _I32, _I64, _I64, _I64, types.float32, _PTR, _I64, _PTR, _I64, types.float32,
+    _PTR, _I64))
+_dgemm = types.ExternalFunction("rnnkit_cblas_dgemm", types.void(
+    _I32, _I32, _I32, _I64, _I64, _I64, types.float64, _PTR, _I64, _PTR, _I64, types.float64,
+    _PTR, _I64))
+
+
+@intrinsic
+def _rows(typingctx, arr):
+    """``arr`` typed as C-contiguous; for a 2-D slice of consecutive rows of a C-contiguous
+    matrix (``gx[t, b0:b1]``), which is contiguous but typed 'A' once taken from a 3-D
+    slice. Without it the loops over a row do not vectorize (no known unit stride)."""
+    def codegen(context, builder, signature, args):
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+    return arr.copy(layout="C")(arr), codegen
+
+
+def _gemm(a, b, out, trans_b):
+    """``out = a @ b.T`` (``trans_b``) or ``a @ b``, rows contiguous (compiled code only)."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_gemm)
+def _gemm_impl(a, b, out, trans_b):
+    gemm = _sgemm if a.dtype == types.float32 else _dgemm
+    one, zero = (np.float32(1.0), np.float32(0.0)) if a.dtype == types.float32 else (1.0, 0.0)
+
+    def impl(a, b, out, trans_b):
+        M, K = a.shape
+        N = out.shape[1]
+        item = a.itemsize
+        gemm(np.int32(_blas.ROW_MAJOR), np.int32(_blas.NO_TRANS),
+             np.int32(_blas.TRANS if trans_b else _blas.NO_TRANS), M, N, K, one, a.ctypes.data,
+             a.strides[0] // item, b.ctypes.data, b.strides[0] // item, zero, out.ctypes.data,
+             out.strides[0] // item)
+    return impl
+
+
+@_jit
+def lstm_forward_rows(gx, h, c, tanh_c, w_hh, mask, bias, gh):
+    """``lstm_forward``'s unroll for a slice of the batch rows (``gx[:, b0:b1]`` and so on).
+
+    Per step: ``gh = h_{t-1} W_hh^T`` by BLAS (on the calling thread), then
+    ``lstm_forward_step``. ``gh`` is a C-contiguous (rows, 4H) scratch array;
+    ``mask`` (T, rows) bool or None; ``bias`` (4H,) or None.
+    """
+    for t in range(gx.shape[0]):
+        h_prev = _rows(h[t])
+        _gemm(h_prev, w_hh, gh, True)
+        if mask is None:
+            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
+                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), None)
+        else:
+            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
+                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), mask[t])
+
+
+@_jit
+def lstm_backward_rows(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, dh_in, keep, one):
+    """``lstm_backward``'s loop for a slice of the batch rows: gates become dgates.
+
+    Per step ``lstm_backward_step``, then ``dh_in = dgates @ W_hh`` by BLAS;
+    ``dh_in`` and ``keep`` are C-contiguous (rows, H) scratch arrays.
+    """
+    dh = _rows(dh)
+    dc = _rows(dc)
+    dh_in[:] = dh
+    for t in range(gates.shape[0] - 1, -1, -1):
+        a = _rows(gates[t])
+        if d_output is None:
+            if mask is None:
+                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
+                                            _rows(tanh_c[t]), None, keep, one)
+            else:
+                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
+                                            _rows(tanh_c[t]), mask[t], keep, one)
+        elif mask is None:
+            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
+                                        _rows(tanh_c[t]), None, keep, one)
+        else:
+            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
+                                        _rows(tanh_c[t]), mask[t], keep, one)
+        _gemm(a, w_hh, dh_in, False)  # dh_prev = dgates @ W_hh
+        if mask is not None:  # noqa: SIM102 - alone, numba prunes it when mask is None
+            if padded:
+                for b in range(dh_in.shape[0]):
+                    if not mask[t, b]:  # a padded row keeps its dh
+                        dh_in[b] = keep[b]
+    dh[:] = dh_in

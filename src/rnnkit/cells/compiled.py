@@ -3,7 +3,7 @@
 A NumPy LSTM step calls ~20 ufuncs (one pass over memory and about 1 us of
 call overhead each) around its two GEMMs, so below the GEMM-bound sizes
 most of its time is not arithmetic. With numba installed the loops run
-compiled, in one of two forms:
+compiled, in one of three forms:
 
 - the whole unroll and its backward pass as one call (``B * H <=
   RNNKIT_COMPILED_MAX_UNITS``, default 1024, and ``H <= 256``): its matrix
@@ -12,7 +12,9 @@ compiled, in one of two forms:
 - above that, each step is NumPy's GEMM (its BLAS, its threads) followed by
   one compiled call that does all of the step's elementwise work in a few
   passes (the bias add, the activations, the cell and hidden state; in the
-  backward pass the gate derivatives).
+  backward pass the gate derivatives);
+- from 64 batch rows (on two threads) up to H = 256, the batch split over
+  threads, each running the whole unroll over its rows (below).
 
 Measured on the project's 2-core machine (a whole float32 training step,
 input size 32, T = 50, against the same step on the NumPy loops): 0.45x at
@@ -24,22 +26,42 @@ forward. The NumPy loops stay the reference; the paths agree to round-off
 (the recurrent sums run in another order, float32 ``exp``/``tanh`` are
 evaluated by ``rnnkit.cells._compiled_kernels``), which the tests check.
 
-The compiled loops run on the calling thread only. Batch rows never meet in
-the recurrence, so two threads could take half the rows each, and on idle
-cores that made the whole unroll 1.9x faster; but after any multi-threaded
-GEMM, OpenBLAS's worker threads spin for about 0.1 s (2^28 cycles) before
-they sleep, and a second thread shared its core with them: no faster at all.
+Threads. Batch rows never meet in the recurrence, so from 32 rows a thread
+(``THREADED_MIN_ROWS``) and up to H = 256 (``THREADED_MAX_H``) each of
+OpenBLAS's threads (two on the project's machine) runs the whole unroll
+over its own part of the batch, calling NumPy's OpenBLAS from the compiled
+loop for its per-step GEMM (:mod:`rnnkit.cells._blas`), and the layer's
+other GEMMs are split likewise (:class:`Threads`). OpenBLAS itself is set
+to one thread meanwhile: after a multi-threaded call its workers spin for
+about 0.1 s (2^28 cycles) before they sleep, and one spinning on a core
+that our second thread needs made the split no faster at all. Measured
+(whole training step, 2 threads against 1): 0.72-0.85x at B = 128 with H =
+32-128, 0.96x at H = 256; no gain at H = 512 (one-thread GEMMs of 64 rows
+are slower than OpenBLAS's two threads on 128) nor at B = 32 (16 rows a
+thread: 1.05-1.15x, the GEMMs of 16 rows run at about 40 GFLOP/s and each
+hand-off to the pool costs about 50 us). The rows' results are those of
+the one-thread loops to round-off (the GEMMs see fewer rows).
 
-``RNNKIT_COMPILED=0`` (or false, off, no) forces the NumPy loops. There is no
-projection (``proj_size``) variant.
+OpenBLAS's thread count is one setting for the process: while a layer runs
+threaded, NumPy GEMMs that other threads of the program call run on one
+thread. And a multi-threaded GEMM of the program's own just before a pass
+(an output layer's, between forward and backward) leaves OpenBLAS's
+workers spinning into the pass's first 0.1 s.
+
+``RNNKIT_COMPILED=0`` (or false, off, no) forces the NumPy loops, and
+``RNNKIT_THREADED=0`` the one-thread loops. There is no projection
+(``proj_size``) variant.
 
 Reference: numba (Lam, Pitrou & Seibert, 2015), https://numba.pydata.org.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -52,6 +74,10 @@ WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache betw
 # 8.5 ms row-major, 9.3 column-major), and at B = 128 too (19.0 vs 15.4 ms)
 COLUMN_MAJOR_MAX_B = 64
 COLUMN_MAJOR_MIN_H = 256
+# the threaded loops (each thread its own batch rows, with one-thread BLAS calls from the
+# loop): from this many rows per thread, up to this hidden size
+THREADED_MIN_ROWS = 32
+THREADED_MAX_H = 256
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -122,7 +148,7 @@ def max_units():
     return units
 
 
-def lstm_kernels(B, H, dtype):
+def lstm_kernels(B, H, dtype, threads=None):
     """The compiled (forward, backward) loops if they should run this step, else None.
 
     Parameters
@@ -157,6 +183,36 @@ def lstm_kernels(B, H, dtype):
         out = np.empty(w.shape[::-1], w.dtype)
         kernels.transpose_into(w, out)
         return out
+
+    if threads is not None:
+        def forward_threaded(gx, h, c, tanh_c, w_hh, mask, bias):
+            w_hh = np.ascontiguousarray(w_hh)
+            G = gx.shape[2]
+            gh = np.empty((B, G), gx.dtype)
+
+            def part(lo, hi):
+                kernels.lstm_forward_rows(gx[:, lo:hi], h[:, lo:hi], c[:, lo:hi],
+                                          tanh_c[:, lo:hi], w_hh,
+                                          None if mask is None else mask[:, lo:hi], bias,
+                                          gh[lo:hi])
+            threads.run(part, B)
+
+        def backward_threaded(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+            w_hh = np.ascontiguousarray(w_hh)
+            if d_output is not None:  # the loops read its rows as contiguous
+                d_output = np.ascontiguousarray(d_output)
+            dh_in = np.empty_like(dh)
+            keep = np.empty_like(dh)
+
+            def part(lo, hi):
+                kernels.lstm_backward_rows(None if d_output is None else d_output[:, lo:hi],
+                                           dh[lo:hi], dc[lo:hi], gates[:, lo:hi],
+                                           c[:, lo:hi], tanh_c[:, lo:hi], w_hh,
+                                           None if mask is None else mask[:, lo:hi],
+                                           dh_in[lo:hi], keep[lo:hi], one)
+            threads.run(part, B)
+
+        return forward_threaded, backward_threaded
 
     if whole:
         def forward(gx, h, c, tanh_c, w_hh, mask, bias):
@@ -199,8 +255,227 @@ def lstm_kernels(B, H, dtype):
     return forward_steps, backward_steps
 
 
+class Threads:
+    """Batch rows split over ``n`` threads, with NumPy's OpenBLAS on one thread meanwhile.
+
+    A context manager: on entry OpenBLAS's thread count drops to 1 (it is
+    process-wide, as with ``threadpoolctl``), and when the last one open in
+    the process exits it is put back. Inside, :meth:`run` gives each of the
+    ``n`` threads (the caller and ``n - 1`` workers of a pool kept for the
+    process) a contiguous part of a range and :meth:`matmul` splits a GEMM's
+    rows likewise, so that no OpenBLAS worker spins on a core one of ours
+    needs (they spin about 0.1 s after each multi-threaded call).
+    """
+
+    def __init__(self, blas, n):
+        self.blas = blas
+        self.n = n
+
+    def __enter__(self):
+        with _blas_lock:
+            if not _blas_saved:  # the first one open: later ones would read our 1
+                _blas_saved.append(self.blas.get_num_threads())
+                self.blas.set_num_threads(1)
+            _blas_saved.append(None)
+        return self
+
+    def __exit__(self, *exc):
+        with _blas_lock:
+            _blas_saved.pop()
+            if len(_blas_saved) == 1:
+                self.blas.set_num_threads(_blas_saved.pop())
+
+    def run(self, fn, size):
+        """Call ``fn(lo, hi)`` for ``n`` contiguous parts of ``range(size)``, in parallel.
+
+        An error in any part is raised here, after all parts have ended.
+        """
+        bounds = [size * i // self.n for i in range(self.n + 1)]
+        pool = _pool(self.n - 1)
+        futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, self.n)]
+        try:
+            fn(bounds[0], bounds[1])
+        finally:
+            for f in futures:
+                f.result()
+
+    def matmul(self, a, b, out):
+        """``out = a @ b`` for 2-D arrays, the rows of ``a`` split over the threads."""
+        self.run(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), a.shape[0])
+        return out
+
+
+_blas_lock = threading.Lock()
+_blas_saved = []  # [OpenBLAS's own count, then one None per open Threads]
+_pools = {}  # workers -> (pid, ThreadPoolExecutor)
+_pool_lock = threading.Lock()
+
+
+def _pool(workers):
+    """A thread pool kept for the process (its threads sleep while idle).
+
+    A new one after ``os.fork``: the child has none of the parent's threads.
+    """
+    with _pool_lock:
+        pid, pool = _pools.get(workers, (None, None))
+        if pid != os.getpid():
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="rnnkit")
+            _pools[workers] = (os.getpid(), pool)
+        return pool
+
+
+_local = threading.local()  # .threads: the Threads of the parallel() region open here
+
+
+@contextlib.contextmanager
+def parallel(num_threads=None):
+    """A region in which rnnkit's LSTM layers and linear layers split their work over threads.
+
+    Inside, NumPy's OpenBLAS runs on one thread (a process-wide setting, put
+    back on exit, as ``threadpoolctl.threadpool_limits`` does) and rnnkit
+    uses ``num_threads`` threads of its own: an LSTM layer with at least
+    ``THREADED_MIN_ROWS`` batch rows a thread and ``H <= THREADED_MAX_H``
+    runs each thread's rows through the whole unroll, and its other GEMMs
+    and those of ``Linear`` layers are split by rows. ``SequenceModel``
+    enters it by itself where its LSTM qualifies. Outside a region the
+    layers use one thread plus OpenBLAS's own, because a multi-threaded
+    GEMM leaves OpenBLAS's workers spinning on the cores for about 0.1 s:
+    had a layer split its work on its own, right after the program's own
+    GEMM (an output layer's), it would have been up to 1.6x slower.
+
+    Everything the program runs inside the region should be rnnkit's
+    layers (or need no BLAS threads): other NumPy GEMMs there, from any
+    thread of the process, run on one thread.
+
+    Parameters
+    ----------
+    num_threads : int, optional
+        Threads to use; default: OpenBLAS's thread count on entry (so
+        ``threadpoolctl.threadpool_limits`` set outside still rules), or the
+        enclosing region's.
+
+    Yields
+    ------
+    Threads or None
+        None where there is nothing to split (one thread, no numba, or a
+        NumPy whose BLAS is not its bundled OpenBLAS): the region then
+        changes nothing.
+
+    Raises
+    ------
+    ValueError
+        If ``num_threads`` is not an integer >= 1.
+
+    Examples
+    --------
+    >>> import numpy as np, rnnkit
+    >>> lstm = rnnkit.LSTM(8, 32, rng=0)
+    >>> x = np.zeros((20, 128, 8), np.float32)
+    >>> with rnnkit.parallel():
+    ...     out, _ = lstm(x)
+    ...     _ = lstm.backward(np.ones_like(out))
+    """
+    if num_threads is not None and (isinstance(num_threads, bool)
+                                    or not isinstance(num_threads, (int, np.integer))
+                                    or num_threads < 1):
+        raise ValueError(f"parallel: num_threads must be an integer >= 1, got {num_threads!r}")
+    outer = getattr(_local, "threads", None)
+    kernels = _numba_kernels() if enabled() else None
+    blas = None if kernels is None else kernels.BLAS
+    n = 1
+    if blas is not None:
+        if num_threads is not None:
+            n = int(num_threads)
+        else:
+            n = outer.n if outer is not None else blas.get_num_threads()
+    if n < 2:
+        _local.threads = None
+        try:
+            yield None
+        finally:
+            _local.threads = outer
+        return
+    threads = Threads(blas, n)
+    with threads:
+        _local.threads = threads
+        try:
+            yield threads
+        finally:
+            _local.threads = outer
+
+
+def current_threads():
+    """The :class:`Threads` of the :func:`parallel` region this thread is in, or None."""
+    return getattr(_local, "threads", None)
+
+
+def lstm_threads(B, H, dtype):
+    """The :class:`Threads` an LSTM layer's pass should use, or None for one thread.
+
+    Inside a :func:`parallel` region, those of the region when each thread
+    gets at least ``THREADED_MIN_ROWS`` batch rows and ``H <=
+    THREADED_MAX_H`` (with numba, float32/float64, and NumPy's bundled
+    OpenBLAS). ``RNNKIT_THREADED=0`` (or false, off, no) turns threads off;
+    an integer N >= 2 uses N threads whenever ``B >= N``, region or not (for
+    tests and experiments).
+
+    Raises
+    ------
+    ValueError
+        If ``RNNKIT_THREADED`` holds anything else.
+    """
+    forced = threads_setting()
+    if forced == 0 or not enabled() or np.dtype(dtype) not in (np.float32, np.float64):
+        return None
+    kernels = _numba_kernels()
+    if kernels is None or kernels.BLAS is None:
+        return None
+    if forced is not None:
+        return Threads(kernels.BLAS, forced) if B >= forced else None
+    region = current_threads()
+    if region is None or B // region.n < THREADED_MIN_ROWS or H > THREADED_MAX_H:
+        return None
+    return region
+
+
+def lstm_region(B, H, dtype):
+    """:func:`parallel` where an LSTM pass of this size would split its batch, else a null
+    context (also inside a region already): what ``SequenceModel`` enters around its passes."""
+    if current_threads() is not None or threads_setting() is not None:
+        return contextlib.nullcontext()
+    if not enabled() or np.dtype(dtype) not in (np.float32, np.float64):
+        return contextlib.nullcontext()
+    kernels = _numba_kernels()
+    if kernels is None or kernels.BLAS is None:
+        return contextlib.nullcontext()
+    n = kernels.BLAS.get_num_threads()
+    if n < 2 or B // n < THREADED_MIN_ROWS or H > THREADED_MAX_H:
+        return contextlib.nullcontext()
+    return parallel(n)
+
+
+def threads_setting():
+    """``RNNKIT_THREADED``: None (unset or on: by size), 0 (off) or a forced count >= 2.
+
+    Raises
+    ------
+    ValueError
+        If the variable holds anything else.
+    """
+    value = os.environ.get("RNNKIT_THREADED", "").strip().lower()
+    if value in _OFF:
+        return 0
+    if value in _ON:
+        return None
+    if value.isdigit() and int(value) >= 2:
+        return int(value)
+    raise ValueError("RNNKIT_THREADED must be 0 or 1 (or false/true, off/on, no/yes), or a "
+                     f"thread count >= 2, got {os.environ['RNNKIT_THREADED']!r}")
+
+
 def check_settings():
-    """Raise now if ``RNNKIT_COMPILED`` or ``RNNKIT_COMPILED_MAX_UNITS`` is invalid.
+    """Raise now if ``RNNKIT_COMPILED``, ``RNNKIT_COMPILED_MAX_UNITS`` or ``RNNKIT_THREADED``
+    is invalid.
 
     ``LSTM.backward`` calls it before it consumes the forward pass's cache,
     so that a bad value does not cost the forward pass.
@@ -208,10 +483,11 @@ def check_settings():
     Raises
     ------
     ValueError
-        As :func:`enabled` and :func:`max_units`.
+        As :func:`enabled`, :func:`max_units` and :func:`threads_setting`.
     """
     if enabled():
         max_units()
+        threads_setting()
 
 
 def column_major(B, H):

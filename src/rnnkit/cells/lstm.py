@@ -86,7 +86,7 @@ def sigmoid_(a):
     np.reciprocal(a, out=a)
 
 
-def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
+def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None, threads=None):
     """Run the LSTM over T steps.
 
     Parameters
@@ -107,6 +107,9 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     bias : ndarray (4H,), optional
         ``b_ih + b_hh``, added to ``gx`` here (the compiled per-step path adds
         it in the step's elementwise pass instead of a pass of its own).
+    threads : rnnkit.cells.compiled.Threads, optional
+        Run the compiled loops over the batch rows on these threads (from
+        :func:`rnnkit.cells.compiled.lstm_threads`, inside its ``with``).
 
     Returns
     -------
@@ -144,7 +147,7 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None):
     c[0] = c0
     kernels = None
     if w_hr is None and gx.flags.c_contiguous:
-        kernels = lstm_kernels(B, H, dtype)
+        kernels = lstm_kernels(B, H, dtype, threads)
     if kernels is not None:  # compiled loops: same equations, same cache
         if bias is not None:
             bias = np.ascontiguousarray(bias, dtype=dtype)
@@ -223,7 +226,7 @@ def _fold_gate_derivatives(gates, c, tanh_c, chunk_elements=1 << 22):
         np.copyto(a, fac)
 
 
-def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
+def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None, threads=None):
     """Backpropagate through the LSTM unroll.
 
     ``d_output[t]`` is the gradient of the loss at step ``t`` with respect to
@@ -253,6 +256,8 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
         Gradients entering through the final states.
     cache : LSTMCache
     w_hh : ndarray (4H, H)
+    threads : rnnkit.cells.compiled.Threads, optional
+        As in :func:`lstm_forward`.
 
     Returns
     -------
@@ -269,7 +274,7 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None):
     P = h.shape[-1]
     dh = np.zeros((B, P), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
     dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
-    kernels = None if w_hr is not None else lstm_kernels(B, H, dtype)
+    kernels = None if w_hr is not None else lstm_kernels(B, H, dtype, threads)
     if kernels is not None:  # small steps: one compiled loop, same numbers to round-off
         kernels[1](d_output, dh, dc, gates, c, tanh_c, w_hh,
                    None if mask is None else mask[..., 0])
