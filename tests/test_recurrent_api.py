@@ -178,6 +178,33 @@ def test_grads_accumulate_and_zero_grad(rng, cell):
         np.testing.assert_array_equal(g, once[k], err_msg=f"grads[{k}] after zero_grad")
 
 
+@pytest.mark.parametrize("options", [{}, {"num_layers": 3}, {"bidirectional": True},
+                                     {"batch_first": True}, {"unbatched": True},
+                                     {"lengths": [6, 2, 5, 1]}])
+@pytest.mark.parametrize("cell", FAMILIES, ids=FAMILY_IDS)
+def test_backward_without_the_input_gradient(rng, cell, options):
+    """input_grad=False gives d_input None and the same parameter and state gradients."""
+    options = dict(options)
+    unbatched = options.pop("unbatched", False)
+    lengths = options.pop("lengths", None)
+    model = make_layer(cell, dtype=np.float64, rng=1, **options)
+    x = rng.standard_normal((T, D) if unbatched else (T, B, D))
+    if options.get("batch_first"):
+        x = x.transpose(1, 0, 2)
+    kw = {} if lengths is None else {"lengths": lengths}
+    results = []
+    for input_grad in (True, False):
+        model.zero_grad()
+        out, _ = model(x, **kw)
+        d_input, d_h0 = model.backward(np.cos(out), input_grad=input_grad)
+        assert (d_input is None) == (not input_grad)
+        if input_grad:
+            assert d_input.shape == x.shape
+        results.append([*as_tuple(d_h0), *(model.grads[k].copy() for k in sorted(model.grads))])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("cell", FAMILIES, ids=FAMILY_IDS)
 def test_backward_needs_a_forward(rng, cell):
     model = make_layer(cell, rng=0)

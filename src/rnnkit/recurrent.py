@@ -492,7 +492,7 @@ class RNNBase(Module):
         return out
 
     # ------------------------------------------------------------ backward
-    def backward(self, d_output, d_hx=None):
+    def backward(self, d_output, d_hx=None, *, input_grad=True):
         """Backpropagate through time; accumulate parameter gradients into ``grads``.
 
         Parameters
@@ -501,10 +501,14 @@ class RNNBase(Module):
             dL/d(output) at every step (from the layers above and the loss).
         d_hx : ndarray shaped like ``h_n``, or for LSTM a tuple ``(dh_n, dc_n)``; optional
             dL/d(final state); either member may be None.
+        input_grad : bool, default=True
+            False skips the input's gradient (one GEMM over all T*B rows of the
+            first layer), as PyTorch does for an input that does not require
+            a gradient: the data a network is trained on.
 
         Returns
         -------
-        d_input : ndarray shaped like ``input``
+        d_input : ndarray shaped like ``input``, or None with ``input_grad=False``
         d_h0 : ndarray shaped like ``h_0``; for LSTM a tuple ``(dh_0, dc_0)``
 
         Raises
@@ -548,6 +552,7 @@ class RNNBase(Module):
                 idx = layer * K + k
                 sfx, w_ih, w_hh, _, _, w_hr = self._weights(layer, k)
                 x_dir, c = dirs[k]
+                want_dx = input_grad or layer > 0
                 d_out = None
                 if d_layer is not None:
                     d_out = d_layer[..., k * R:(k + 1) * R]
@@ -572,13 +577,14 @@ class RNNBase(Module):
                     # (nothing else does): dx overwrites it chunk by chunk, once the chunk's
                     # dW_ih is done
                     own = layer == 0 and K == 1
-                    dx = x_dir if own else np.empty_like(x_dir)  # (T, B, D)
+                    dx = None if not want_dx else x_dir if own else np.empty_like(x_dir)
                     consume = self._rnn_chunk_gradients(sfx, w_ih, x_dir, c.h, dx)
                     _, dh0 = rnn_backward(d_out, dh_n, c, w_hh, consume, self._chunk_steps)
                 d_h0[idx] = dh0
                 if dgx is not None and threads is not None:  # the same GEMMs, split
                     with threads:
-                        dx = self._lstm_gradients_threaded(threads, sfx, dgx, x_dir, c.h, w_ih)
+                        dx = self._lstm_gradients_threaded(threads, sfx, dgx, x_dir, c.h, w_ih,
+                                                           want_dx)
                 elif dgx is not None:  # one GEMM each over all T*B rows
                     G = dgx.shape[-1]
                     dgx2 = dgx.reshape(T * B, G)
@@ -599,9 +605,13 @@ class RNNBase(Module):
                         g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
                         if self.bias:
                             g[f"bias_hh{sfx}"] += db
-                    dx = np.matmul(dgx2, w_ih, out=workspace.empty((T * B, w_ih.shape[1]),
-                                                                   self.dtype))
-                    dx = dx.reshape(T, B, -1)  # (T, B, D) in this direction's order
+                    dx = None
+                    if want_dx:
+                        dx = np.matmul(dgx2, w_ih, out=workspace.empty((T * B, w_ih.shape[1]),
+                                                                       self.dtype))
+                        dx = dx.reshape(T, B, -1)  # (T, B, D) in this direction's order
+                if dx is None:
+                    continue
                 if k == 1:
                     dx = dx[::-1] if rev_idx is None else dx[rev_idx, np.arange(B)]
                 d_in = dx if d_in is None else d_in + dx
@@ -610,28 +620,29 @@ class RNNBase(Module):
             d_layer = d_in
         d_input = d_layer
         if not batched:
-            d_input, d_h0 = d_input[:, 0], d_h0[:, 0]
+            d_input = None if d_input is None else d_input[:, 0]
+            d_h0 = d_h0[:, 0]
             d_c0 = None if d_c0 is None else d_c0[:, 0]
-        elif self.batch_first:
+        elif self.batch_first and d_input is not None:
             d_input = d_input.transpose(1, 0, 2)
         if self.mode == "LSTM":
             return d_input, (d_h0, d_c0)
         return d_input, d_h0
 
-    def _lstm_gradients_threaded(self, threads, sfx, dgates, x, h, w_ih):
+    def _lstm_gradients_threaded(self, threads, sfx, dgates, x, h, w_ih, want_dx=True):
         """The LSTM's weight and bias gradients and ``dx``, the GEMMs split over ``threads``.
 
         The same products as the one-thread code in :meth:`backward`: thread
         ``i`` of ``n`` takes the i-th block of the 4H gate rows of ``dW_ih``,
         ``dW_hh`` and the biases, then the i-th block of the T*B rows of ``dx
         = dgates @ W_ih`` (in one hand-off: neither reads what the other
-        writes). Returns ``dx`` (T, B, D).
+        writes). Returns ``dx`` (T, B, D), or None without ``want_dx``.
         """
         T, B, G = dgates.shape
         d2 = dgates.reshape(T * B, G)
         x2 = x.reshape(T * B, -1)
         h_prev = h[:-1].reshape(T * B, -1)
-        dx = workspace.empty((T * B, w_ih.shape[1]), self.dtype)
+        dx = workspace.empty((T * B, w_ih.shape[1]), self.dtype) if want_dx else None
         g = self.grads
         w_ih_grad, w_hh_grad = g[f"weight_ih{sfx}"], g[f"weight_hh{sfx}"]
         b_ih_grad = g[f"bias_ih{sfx}"] if self.bias else None
@@ -647,11 +658,12 @@ class RNNBase(Module):
                 db = d.sum(axis=0)
                 b_ih_grad[lo:hi] += db
                 b_hh_grad[lo:hi] += db
-            lo, hi = T * B * i // n, T * B * (i + 1) // n
-            np.matmul(d2[lo:hi], w_ih, out=dx[lo:hi])
+            if dx is not None:
+                lo, hi = T * B * i // n, T * B * (i + 1) // n
+                np.matmul(d2[lo:hi], w_ih, out=dx[lo:hi])
 
         threads.run(part, n)
-        return dx.reshape(T, B, -1)
+        return None if dx is None else dx.reshape(T, B, -1)
 
     def _rnn_chunk_gradients(self, sfx, w_ih, x, h, dx):
         """The ``consume`` of :func:`rnnkit.cells.rnn.rnn_backward` for one layer and direction.
@@ -676,8 +688,8 @@ class RNNBase(Module):
             The direction's input, in its own time order.
         h : ndarray (T+1, B, H)
             The cache's states.
-        dx : ndarray (T, B, D), C-contiguous
-            Receives the gradient of ``x``.
+        dx : ndarray (T, B, D), C-contiguous, or None
+            Receives the gradient of ``x`` (None: not computed).
 
         Returns
         -------
@@ -701,7 +713,8 @@ class RNNBase(Module):
                 db = d2.sum(axis=0)  # (H,)
                 np.add(db_ih, db, out=db_ih)
                 np.add(db_hh, db, out=db_hh)
-            np.matmul(d2, w_ih, out=dx[s:e].reshape(-1, D))  # after x[s:e] was read
+            if dx is not None:
+                np.matmul(d2, w_ih, out=dx[s:e].reshape(-1, D))  # after x[s:e] was read
 
         return consume
 
