@@ -4,9 +4,15 @@ What is timed (float32, input size 32, the same shapes and loss on both
 sides, threads matched with ``threadpoolctl`` and ``torch.set_num_threads``):
 
 - a training step: forward, ``mean((output - target)^2)``, backward, every
-  parameter gradient available (rnnkit also returns the input gradient,
-  which PyTorch skips because its input does not require one);
+  parameter gradient available; neither side computes the input's gradient
+  (PyTorch's input does not require one, and rnnkit's backward is called
+  with ``input_grad=False``);
 - inference: forward only (``torch.inference_mode``).
+
+rnnkit's LSTM steps run inside :func:`rnnkit.parallel` wherever its batch
+splits over the threads (at least 32 rows a thread, H <= 256): the region
+``SequenceModel`` enters by itself. A bare layer outside one keeps its
+loops on one thread next to OpenBLAS's.
 
 Each (cell, B, T, H) is warmed up, then the two libraries run in alternating
 blocks (the order flips every block, so drift of a shared machine hits both
@@ -35,6 +41,7 @@ import platform
 import statistics
 import time
 import tracemalloc
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -135,6 +142,7 @@ def _interleaved(fns, cfg, budget):
 def _pair(cell, B, T, H, D, torch):
     """An rnnkit layer and a torch module with the same weights, and their step functions."""
     import rnnkit
+    from rnnkit.cells.compiled import lstm_region
 
     cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell]
     tcls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
@@ -147,13 +155,17 @@ def _pair(cell, B, T, H, D, torch):
     xt, tt = torch.from_numpy(x), torch.from_numpy(target)
     scale = np.float32(2.0 / target.size)
     buf = np.empty_like(target)  # the loss gradient, reused like torch reuses its grad buffers
+    # the LSTM runs in rnnkit.parallel() where its batch splits over the threads, as in
+    # SequenceModel (the same rule); elsewhere that region would change nothing or slow it
+    region = (lambda: lstm_region(B, H, np.float32)) if cell == "lstm" else nullcontext
 
     def ours_train():
-        ours.zero_grad()
-        out, _ = ours.forward(x)
-        d_out = np.subtract(out, target, out=buf)  # d/d(out) of mean((out - target)^2)
-        d_out *= scale
-        ours.backward(d_out)
+        with region():
+            ours.zero_grad()
+            out, _ = ours.forward(x)
+            d_out = np.subtract(out, target, out=buf)  # d/d(out) of mean((out - target)^2)
+            d_out *= scale
+            ours.backward(d_out, input_grad=False)
 
     def torch_train():
         theirs.zero_grad(set_to_none=False)
@@ -161,7 +173,8 @@ def _pair(cell, B, T, H, D, torch):
         torch.nn.functional.mse_loss(out, tt).backward()
 
     def ours_infer():
-        ours.forward(x)
+        with region():
+            ours.forward(x)
         ours._cache = None
 
     def torch_infer():
@@ -172,9 +185,9 @@ def _pair(cell, B, T, H, D, torch):
 
 
 def _train_flops(cell, B, T, H, D):
-    """Multiply-adds x 2 of a training step's GEMMs (forward, dh recurrence, dW_ih, dW_hh, dx)."""
+    """Multiply-adds x 2 of a training step's GEMMs (forward, dh recurrence, dW_ih, dW_hh)."""
     GH = GATES[cell] * H
-    return 2 * T * B * GH * (2 * D + 3 * H) + 2 * T * B * GH * D
+    return 2 * T * B * GH * (2 * D + 3 * H)
 
 
 def _gemm_seconds(cell, B, T, H, D, cfg):
@@ -202,8 +215,7 @@ def _gemm_seconds(cell, B, T, H, D, cfg):
         (mm(B, H, GH, True, step_out), T),  # recurrence h W_hh^T
         (mm(B, GH, H, step_out == "F", step_out), T),  # backward recurrence dgates W_hh
         (mm(GH, T * B, D), 1),  # dW_ih
-        (mm(GH, T * B, H), 1),  # dW_hh
-        (mm(T * B, GH, D), 1),  # dx
+        (mm(GH, T * B, H), 1),  # dW_hh (no dx: the step skips the input's gradient)
     ]
     total = 0.0
     for fn, calls in parts:
@@ -423,7 +435,9 @@ def _machine(torch, threadpool_info):
 
         loops = (f"numba {numba.__version__}: one compiled unroll for B*H <= "
                  f"{compiled.max_units()} and H <= {compiled.WHOLE_MAX_H}, compiled "
-                 "elementwise steps between NumPy's GEMMs above")
+                 "elementwise steps between NumPy's GEMMs above; in rnnkit.parallel() the "
+                 f"batch split over the threads from {compiled.THREADED_MIN_ROWS} rows a "
+                 f"thread up to H = {compiled.THREADED_MAX_H}")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
