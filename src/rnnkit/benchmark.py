@@ -567,23 +567,24 @@ GEMM_TARGET = 0.85
 MEMORY_TARGET = 1.3
 SHORTFALL = (
     "Where the LSTM misses (why, and what was tried; details in the notes of the speed "
-    "issue): every miss is at B >= 32. Cells near 1 flip from run to run: two full runs of "
-    "the same day's code, 20 minutes apart, met 14 and 11 of the 24 cells (B=32, T=200, "
-    "H=32: 1.20 and 1.01). PyTorch's CPU LSTM is oneDNN's fused RNN primitive: "
-    "W_hh packed once per call, the elementwise work fused with the GEMMs, and one thread "
-    "pool that runs both on every core. rnnkit runs NumPy's GEMM (OpenBLAS, both cores) and "
-    "then its compiled elementwise kernel on one core, while OpenBLAS's second thread spins "
-    "idle. A second thread for the kernels is of no use while those threads spin (about "
-    "0.1 s after each GEMM): the compiled loops split over two threads ran 1.9x faster on "
-    "idle cores and not at all faster after a GEMM. At H = 1024 the step is GEMM-bound "
-    "(see the GEMM throughput below) and OpenBLAS re-packs the 16 MB W_hh in every "
-    "per-step GEMM, a fixed ~0.6 ms a call. Tables before 2026-11-30 timed PyTorch's "
-    "blocks while OpenBLAS's threads still spun after rnnkit's, which made PyTorch up to "
-    "1.35x slower; each block now starts after an idle pause. Tried and dropped: a "
-    "gates-major (4H, T, B) layout; splitting the batch over two Python threads with "
-    "1-thread BLAS (GIL hand-offs at every step: up to 2.2x slower); calling BLAS from inside "
-    "the compiled loop (numba reaches SciPy's OpenBLAS, a second spinning pool); a numba "
-    "GEMM with W_hh packed once (44 GFLOP/s on one core, where OpenBLAS reaches 100).")
+    "issue): every miss is at B >= 32. Cells near 1 flip from run to run; PyTorch's own "
+    "time for a cell varies by up to 1.5x between runs (B=128, T=50, H=128: 22 and 33 ms). "
+    "PyTorch's CPU LSTM is oneDNN's fused RNN primitive: W_hh packed once per call, the "
+    "elementwise work fused with the GEMMs, and one thread pool that runs both on every "
+    "core. At B = 128 with H <= 256 rnnkit splits the batch over its two threads "
+    "(rnnkit.parallel, which SequenceModel enters by itself): each runs the whole unroll "
+    "for its rows and calls OpenBLAS on one thread from the compiled loop. At B = 32 the "
+    "split does not pay (16 rows a thread: their GEMMs run at about 40 GFLOP/s, and each "
+    "hand-off to the pool costs about 50 us), so there rnnkit runs NumPy's GEMM on both "
+    "cores and its elementwise kernel on one. From H = 512 the step is GEMM-bound (see the "
+    "GEMM throughput below) and OpenBLAS re-packs W_hh (16 MB at H = 1024) in every "
+    "per-step GEMM, a fixed ~0.6 ms a call. Each block starts after an idle pause, since "
+    "OpenBLAS's threads spin about 0.1 s after a call (tables before 2026-11-30 timed "
+    "PyTorch while they spun). Tried and dropped: a gates-major (4H, T, B) layout; the "
+    "batch over two Python threads with one-thread BLAS per step (GIL hand-offs: up to "
+    "2.2x slower); a numba GEMM with W_hh packed once (44 GFLOP/s on one core, where "
+    "OpenBLAS reaches 100); one BLAS thread or column-major output chosen per step size "
+    "(within noise).")
 
 
 def geometric_mean(xs):
