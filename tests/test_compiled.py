@@ -513,7 +513,7 @@ def test_threaded_dispatch_rules(monkeypatch):
             monkeypatch.setenv("RNNKIT_THREADED", bad)
             with pytest.raises(ValueError, match="RNNKIT_THREADED must be 0 or 1"):
                 compiled.lstm_threads(128, 32, np.float32)
-            with pytest.raises(ValueError, match="thread count >= 2"):
+            with pytest.raises(ValueError, match="thread count from 2 to 256"):
                 compiled.check_settings()
     monkeypatch.delenv("RNNKIT_THREADED")
     with threadpoolctl.threadpool_limits(1, user_api="blas"), compiled.parallel() as region:
@@ -545,10 +545,92 @@ def test_parallel_region_sets_and_puts_back_openblas_threads():
             assert three.n == 3
             raise KeyError("inside")
         assert blas.get_num_threads() == 2 and compiled.current_threads() is None
-    for bad in (0, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="num_threads must be an integer >= 1"), \
+    for bad in (1.5, True, "2"):
+        with pytest.raises(TypeError, match="num_threads must be an integer, got"), \
                 compiled.parallel(bad):
             pass
+    for bad in (0, -1, 257):
+        with pytest.raises(ValueError, match="num_threads must be between 1 and 256"), \
+                compiled.parallel(bad):
+            pass
+
+
+def test_threaded_setting_values(monkeypatch):
+    monkeypatch.setenv("RNNKIT_COMPILED", "0")  # checked even where the loops are off
+    for value, expected in (("01", None), ("00", 0), (" 3 ", 3), ("256", 256), ("on", None)):
+        monkeypatch.setenv("RNNKIT_THREADED", value)
+        assert compiled.threads_setting() == expected
+        compiled.check_settings()
+    for bad in ("\u00b2", "\u0663", "1e3", "257", "99999999999999999999", "-3"):
+        monkeypatch.setenv("RNNKIT_THREADED", bad)
+        with pytest.raises(ValueError, match="RNNKIT_THREADED must be 0 or 1"):
+            compiled.check_settings()
+
+
+def test_parallel_is_a_no_op_when_threads_are_off(monkeypatch):
+    """RNNKIT_THREADED=0 and parallel(1) leave OpenBLAS alone, and SequenceModel too."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from rnnkit.cells import _compiled_kernels as k
+    from rnnkit.models import SequenceModel
+
+    blas = _blas()
+    calls = []
+    real = k.lstm_forward_rows
+    monkeypatch.setattr(k, "lstm_forward_rows", lambda *a: calls.append(1) or real(*a))
+    x = np.zeros((3, 128, 4), np.float32)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        monkeypatch.setenv("RNNKIT_THREADED", "0")
+        with compiled.parallel() as region:
+            assert region is None and blas.get_num_threads() == 2
+        monkeypatch.delenv("RNNKIT_THREADED")
+        model = SequenceModel(4, 16, 2, rng=0)
+        with compiled.parallel(1) as region:
+            assert region is None and blas.get_num_threads() == 2
+            model.forward(x)  # no region of its own inside one of one thread
+        assert calls == []
+        model.forward(x)
+        assert calls == [1, 1]
+
+
+def test_threads_run_parts_here_once_no_thread_can_start(monkeypatch):
+    """After interpreter shutdown has begun, the pool takes no work: the caller runs it."""
+    class Closed:
+        def submit(self, *args):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(compiled, "_pool", lambda workers: Closed())
+    seen = []
+    compiled.Threads(None, 3).run(lambda lo, hi: seen.append((lo, hi)), 9)
+    assert seen == [(0, 3), (3, 6), (6, 9)]
+
+
+def test_one_pool_grown_when_more_threads_are_asked_for():
+    small = compiled._pool(1)
+    assert compiled._pool(1) is small
+    big = compiled._pool(3)
+    assert big is not small and big._max_workers >= 3
+    assert compiled._pool(2) is big
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_child_forked_inside_a_region_starts_outside_it():
+    import os
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = _blas()
+    with threadpoolctl.threadpool_limits(2, user_api="blas"), compiled.parallel(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running the parent's cleanup
+            state = (blas.get_num_threads(), list(compiled._blas_saved),
+                     compiled.current_threads() is None)
+            os.write(write, repr(state).encode())
+            os._exit(0)
+        os.close(write)
+        report = os.read(read, 1000).decode()
+        os.waitpid(pid, 0)
+        assert blas.get_num_threads() == 1  # the parent is still inside
+    assert report == "(2, [], True)"
 
 
 def test_threads_put_back_openblas_count_even_after_an_error():
@@ -679,3 +761,24 @@ def test_sequence_model_threads_its_lstm_by_itself(monkeypatch, task, bidirectio
     assert rows == [32, 32] * (2 if bidirectional else 1)  # only with "1"
     for a, b in zip(*results):
         assert rel_error(a, b) < 1e-5
+
+
+def test_threaded_backward_takes_fortran_ordered_final_state_gradients(monkeypatch):
+    """dh_n, dc_n in any memory order (``(W @ G).T`` is Fortran-ordered): the same gradients."""
+    from rnnkit.cells import lstm_backward, lstm_forward
+
+    rng = np.random.default_rng(0)
+    T, B, H = 3, 6, 4
+    w_hh = rng.standard_normal((4 * H, H))
+    gx0 = rng.standard_normal((T, B, 4 * H))
+    dh_n = np.asfortranarray(rng.standard_normal((B, H)))
+    dc_n = np.asfortranarray(rng.standard_normal((B, H)))
+    results = []
+    for p in ("threaded", "numpy"):
+        use_path(monkeypatch, p)
+        th = compiled.lstm_threads(B, H, np.float64)
+        assert (th is not None) == (p == "threaded")
+        cache = lstm_forward(gx0.copy(), np.zeros((B, H)), np.zeros((B, H)), w_hh, threads=th)
+        results.append(lstm_backward(None, dh_n, dc_n, cache, w_hh, threads=th))
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-13

@@ -58,6 +58,7 @@ Reference: numba (Lam, Pitrou & Seibert, 2015), https://numba.pydata.org.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 import warnings
@@ -255,6 +256,9 @@ def lstm_kernels(B, H, dtype, threads=None):
     return forward_steps, backward_steps
 
 
+MAX_THREADS = 256  # more threads than this in a region is a mistake, not a machine
+
+
 class Threads:
     """Batch rows split over ``n`` threads, with NumPy's OpenBLAS on one thread meanwhile.
 
@@ -281,6 +285,8 @@ class Threads:
 
     def __exit__(self, *exc):
         with _blas_lock:
+            if not _blas_saved:  # opened before a fork: the child already put it back
+                return
             _blas_saved.pop()
             if len(_blas_saved) == 1:
                 self.blas.set_num_threads(_blas_saved.pop())
@@ -289,12 +295,19 @@ class Threads:
         """Call ``fn(lo, hi)`` for ``n`` contiguous parts of ``range(size)``, in parallel.
 
         An error in any part is raised here, after all parts have ended.
+        Once the interpreter is shutting down (no new threads), the parts
+        run one after another on the calling thread.
         """
         bounds = [size * i // self.n for i in range(self.n + 1)]
-        pool = _pool(self.n - 1)
-        futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, self.n)]
+        futures, here = [], [0]
+        for i in range(1, self.n):
+            try:
+                futures.append(_pool(self.n - 1).submit(fn, bounds[i], bounds[i + 1]))
+            except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+                here.append(i)
         try:
-            fn(bounds[0], bounds[1])
+            for i in here:
+                fn(bounds[i], bounds[i + 1])
         finally:
             for f in futures:
                 f.result()
@@ -307,24 +320,54 @@ class Threads:
 
 _blas_lock = threading.Lock()
 _blas_saved = []  # [OpenBLAS's own count, then one None per open Threads]
-_pools = {}  # workers -> (pid, ThreadPoolExecutor)
+_pool_state = []  # [(pid, workers, ThreadPoolExecutor)]: one pool, grown when needed
 _pool_lock = threading.Lock()
 
 
 def _pool(workers):
-    """A thread pool kept for the process (its threads sleep while idle).
-
-    A new one after ``os.fork``: the child has none of the parent's threads.
-    """
+    """The thread pool kept for the process (its threads sleep while idle), with at least
+    ``workers`` threads. A new one after ``os.fork``: the child has none of the parent's
+    threads."""
     with _pool_lock:
-        pid, pool = _pools.get(workers, (None, None))
-        if pid != os.getpid():
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="rnnkit")
-            _pools[workers] = (os.getpid(), pool)
+        if _pool_state:
+            pid, size, pool = _pool_state[0]
+            if pid == os.getpid() and size >= workers:
+                return pool
+            if pid == os.getpid():
+                pool.shutdown(wait=False)  # its idle threads end; work in flight finishes
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="rnnkit")
+        _pool_state[:] = [(os.getpid(), workers, pool)]
         return pool
 
 
-_local = threading.local()  # .threads: the Threads of the parallel() region open here
+_SERIAL = object()  # the region of a parallel() that has one thread: nothing is split
+# the region a piece of code runs in: a context variable, so that regions of asyncio tasks
+# or generators closed out of order each put back their own (a new thread starts outside)
+_region = contextvars.ContextVar("rnnkit_parallel_region", default=None)
+
+
+def _after_fork_in_child():
+    """A forked child keeps no region: OpenBLAS's count goes back to the one before any."""
+    with _blas_lock:
+        if _blas_saved:
+            kernels = _numba_kernels() if not _import_failed else None
+            if kernels is not None and kernels.BLAS is not None:
+                kernels.BLAS.set_num_threads(_blas_saved[0])
+            _blas_saved.clear()
+    _region.set(None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _thread_count(value, name):
+    """``value`` as a thread count, or the error that says what was expected."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"parallel: {name} must be an integer, got {type(value).__name__}")
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"parallel: {name} must be between 1 and {MAX_THREADS}, got {value}")
+    return int(value)
 
 
 @contextlib.contextmanager
@@ -345,26 +388,32 @@ def parallel(num_threads=None):
 
     Everything the program runs inside the region should be rnnkit's
     layers (or need no BLAS threads): other NumPy GEMMs there, from any
-    thread of the process, run on one thread.
+    thread of the process, run on one thread. The region belongs to the
+    code that opened it (a context variable: other threads, and asyncio
+    tasks started before it, are outside).
 
     Parameters
     ----------
     num_threads : int, optional
-        Threads to use; default: OpenBLAS's thread count on entry (so
-        ``threadpoolctl.threadpool_limits`` set outside still rules), or the
-        enclosing region's.
+        Threads to use, 1 to ``MAX_THREADS``; default: OpenBLAS's thread
+        count on entry (so ``threadpoolctl.threadpool_limits`` set outside
+        still rules), or the enclosing region's. 1 keeps everything inside
+        on one thread, ``SequenceModel`` included.
 
     Yields
     ------
     Threads or None
-        None where there is nothing to split (one thread, no numba, or a
-        NumPy whose BLAS is not its bundled OpenBLAS): the region then
-        changes nothing.
+        None where there is nothing to split (one thread, no numba,
+        ``RNNKIT_COMPILED=0`` or ``RNNKIT_THREADED=0``, or a NumPy whose BLAS
+        is not its bundled OpenBLAS): the region then changes nothing.
 
     Raises
     ------
+    TypeError
+        If ``num_threads`` is not an integer.
     ValueError
-        If ``num_threads`` is not an integer >= 1.
+        If ``num_threads`` is not between 1 and ``MAX_THREADS``, or as
+        :func:`threads_setting`.
 
     Examples
     --------
@@ -375,38 +424,32 @@ def parallel(num_threads=None):
     ...     out, _ = lstm(x)
     ...     _ = lstm.backward(np.ones_like(out))
     """
-    if num_threads is not None and (isinstance(num_threads, bool)
-                                    or not isinstance(num_threads, (int, np.integer))
-                                    or num_threads < 1):
-        raise ValueError(f"parallel: num_threads must be an integer >= 1, got {num_threads!r}")
-    outer = getattr(_local, "threads", None)
-    kernels = _numba_kernels() if enabled() else None
+    if num_threads is not None:
+        num_threads = _thread_count(num_threads, "num_threads")
+    outer = _region.get()
+    kernels = _numba_kernels() if enabled() and threads_setting() != 0 else None
     blas = None if kernels is None else kernels.BLAS
     n = 1
     if blas is not None:
         if num_threads is not None:
-            n = int(num_threads)
-        else:
-            n = outer.n if outer is not None else blas.get_num_threads()
-    if n < 2:
-        _local.threads = None
-        try:
-            yield None
-        finally:
-            _local.threads = outer
-        return
-    threads = Threads(blas, n)
-    with threads:
-        _local.threads = threads
+            n = num_threads
+        elif isinstance(outer, Threads):
+            n = outer.n
+        elif outer is None:
+            n = blas.get_num_threads()
+    threads = Threads(blas, n) if n >= 2 else None
+    with threads or contextlib.nullcontext():
+        token = _region.set(threads or _SERIAL)
         try:
             yield threads
         finally:
-            _local.threads = outer
+            _region.reset(token)
 
 
 def current_threads():
-    """The :class:`Threads` of the :func:`parallel` region this thread is in, or None."""
-    return getattr(_local, "threads", None)
+    """The :class:`Threads` of the :func:`parallel` region this code runs in, or None."""
+    region = _region.get()
+    return region if isinstance(region, Threads) else None
 
 
 def lstm_threads(B, H, dtype):
@@ -440,8 +483,9 @@ def lstm_threads(B, H, dtype):
 
 def lstm_region(B, H, dtype):
     """:func:`parallel` where an LSTM pass of this size would split its batch, else a null
-    context (also inside a region already): what ``SequenceModel`` enters around its passes."""
-    if current_threads() is not None or threads_setting() is not None:
+    context (also inside any region already, one of one thread included): what
+    ``SequenceModel`` enters around its passes."""
+    if _region.get() is not None or threads_setting() is not None:
         return contextlib.nullcontext()
     if not enabled() or np.dtype(dtype) not in (np.float32, np.float64):
         return contextlib.nullcontext()
@@ -467,10 +511,14 @@ def threads_setting():
         return 0
     if value in _ON:
         return None
-    if value.isdigit() and int(value) >= 2:
-        return int(value)
+    count = int(value) if value.isascii() and value.isdigit() else -1
+    if count in (0, 1):
+        return None if count else 0
+    if 2 <= count <= MAX_THREADS:
+        return count
     raise ValueError("RNNKIT_THREADED must be 0 or 1 (or false/true, off/on, no/yes), or a "
-                     f"thread count >= 2, got {os.environ['RNNKIT_THREADED']!r}")
+                     f"thread count from 2 to {MAX_THREADS}, got "
+                     f"{os.environ['RNNKIT_THREADED']!r}")
 
 
 def check_settings():
@@ -485,9 +533,9 @@ def check_settings():
     ValueError
         As :func:`enabled`, :func:`max_units` and :func:`threads_setting`.
     """
+    threads_setting()
     if enabled():
         max_units()
-        threads_setting()
 
 
 def column_major(B, H):

@@ -272,8 +272,8 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None, threads=None):
     H = G // GATES
     dtype = gates.dtype
     P = h.shape[-1]
-    dh = np.zeros((B, P), dtype) if dh_n is None else np.array(dh_n, dtype=dtype)
-    dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype)
+    dh = np.zeros((B, P), dtype) if dh_n is None else np.array(dh_n, dtype=dtype, order="C")
+    dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, order="C")
     kernels = None if w_hr is not None else lstm_kernels(B, H, dtype, threads)
     if kernels is not None:  # small steps: one compiled loop, same numbers to round-off
         kernels[1](d_output, dh, dc, gates, c, tanh_c, w_hh,
