@@ -324,3 +324,16 @@ def test_train_restores_the_callers_signal_handlers(text_file, tmp_path, capsys)
 def test_a_mistyped_option_names_the_command_and_the_closest_option(capsys, argv, expected):
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == expected
+
+
+@pytest.mark.parametrize("name,value", [("RNNKIT_THREADED", "banana"),
+                                        ("RNNKIT_COMPILED", "maybe")])
+def test_a_bad_setting_is_said_before_any_work(tmp_path, capsys, text_file, monkeypatch,
+                                               name, value):
+    """Before the text is read or the output folder made, and with nothing printed."""
+    monkeypatch.setenv(name, value)
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "train", text_file, *TINY, "--out", out_dir)
+    assert code == 2 and out == ""
+    assert err.startswith(f"rnnkit train: error: {name} must be") and value in err
+    assert not out_dir.exists()

@@ -324,6 +324,9 @@ def main(argv=None):
 
     commands = {"train": _cmd_train, "sample": _cmd_sample}
     try:
+        from .cells.compiled import check_settings
+
+        check_settings()  # a bad RNNKIT_* variable: said before any work, folder or output
         run = commands.get(args.command) or args._run
         return run(args)
     except KeyboardInterrupt:
