@@ -444,3 +444,25 @@ def test_dense_model_rejects_wrong_feature_count(rng):
         model.forward(rng.standard_normal((T, B, 2)).astype(np.float32))
     with pytest.raises(ValueError, match=r"\(T, B, D\)"):
         model.forward(rng.standard_normal((T, B)).astype(np.float32))
+
+
+@pytest.mark.parametrize("encoder", ["dense", "one_hot", "embedding"])
+@pytest.mark.parametrize("task", ["many_to_many", "many_to_one"])
+def test_backward_without_the_input_gradient_keeps_every_parameter_gradient(encoder, task):
+    rng = np.random.default_rng(0)
+    V, D = 7, 3
+    x = (rng.integers(0, V, (5, 4)) if encoder != "dense"
+         else rng.standard_normal((5, 4, D)).astype(np.float32))
+    model = SequenceModel(V if encoder != "dense" else D, 6, 2, encoder=encoder, task=task,
+                          num_layers=2, rng=0)
+    results = []
+    for input_grad in (True, False):
+        model.zero_grad()
+        y, _ = model.forward(x)
+        d_input = model.backward(np.cos(y), input_grad=input_grad)
+        assert (d_input is None) == (not input_grad)
+        results.append({k: g.copy() for k, g in model.grads.items()})
+    assert results[0].keys() == results[1].keys()
+    for k in results[0]:
+        assert np.abs(results[0][k]).max() > 0, k
+        np.testing.assert_array_equal(results[0][k], results[1][k], err_msg=k)

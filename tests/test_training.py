@@ -78,6 +78,20 @@ def test_learns_sum_sign_classifier(rng):
     assert history["val_loss"][-1] < 0.5 * history["val_loss"][0]
 
 
+def test_training_skips_the_input_gradient_where_the_model_allows(rng, monkeypatch):
+    """SequenceModel.backward takes input_grad: the Trainer asks for no d_input."""
+    model = sum_sign_model(seed=1)
+    seen = []
+    real = model.backward
+
+    def spy(dy, *, input_grad=True):
+        seen.append(input_grad)
+        return real(dy, input_grad=input_grad)
+    monkeypatch.setattr(model, "backward", spy)
+    Trainer(model, quiet(lr=0.02, epochs=1), sum_sign_batches(rng, 3)).fit()
+    assert seen == [False] * 3
+
+
 # ---------------------------------------------------------------------- history
 def test_history_has_one_entry_per_evaluation(rng):
     train = sum_sign_batches(rng, 10)

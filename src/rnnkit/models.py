@@ -249,8 +249,18 @@ class SequenceModel(Module):
             return cross_entropy(y, target, mask)
         return mse_loss(y, target, mask)
 
-    def backward(self, dy):
+    def backward(self, dy, *, input_grad=True):
         """Backpropagate ``dy`` (the shape of ``y``) through head, recurrent stack and encoder.
+
+        Parameters
+        ----------
+        dy : ndarray (T, B, C) (many-to-many) or (B, C) (many-to-one)
+            dL/dy, e.g. the second value of :meth:`loss`.
+        input_grad : bool, default=True
+            False returns None instead of ``d_input`` and, unless an
+            embedding needs it for its own gradient, skips computing it (one
+            GEMM over all T*B rows): what training does. The parameter
+            gradients are the same.
 
         Returns
         -------
@@ -273,12 +283,13 @@ class SequenceModel(Module):
                              f"got {dy.shape}")
         dy = dy.astype(self.dtype, copy=False)
         with self._region(B):
-            return self._backward(dy, state_n)
+            d_e = self._backward(dy, state_n, input_grad or isinstance(self.encoder, Embedding))
+        return d_e if input_grad else None
 
-    def _backward(self, dy, state_n):
+    def _backward(self, dy, state_n, input_grad):
         d = self.head.backward(dy)
         if self.task == "many_to_many":
-            d_e, _ = self.rnn.backward(d)
+            d_e, _ = self.rnn.backward(d, input_grad=input_grad)
         else:
             K = 2 if self.bidirectional else 1
             H = self.hidden_size
@@ -287,8 +298,8 @@ class SequenceModel(Module):
             for k in range(K):
                 dh_n[h_shape[0] - K + k] = d[:, k * H:(k + 1) * H]
             d_hx = (dh_n, None) if self.cell == "lstm" else dh_n
-            d_e, _ = self.rnn.backward(None, d_hx)
-        if self.encoder is not None:
+            d_e, _ = self.rnn.backward(None, d_hx, input_grad=input_grad)
+        if self.encoder is not None:  # a one-hot encoder reads no gradient: it has no weights
             self.encoder.backward(d_e)
         return d_e
 

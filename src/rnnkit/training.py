@@ -22,6 +22,7 @@ gives the same bits as never stopping.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -148,6 +149,9 @@ class Trainer:
         self.optimizer = OPTIMIZERS[c.optimizer](model.params, model.grads, **kwargs)
         self.pos = _Position()
         self._carry = None  # recurrent state carried between batches (stateful)
+        # the input's gradient is of no use to training: skipped where the model allows
+        self._backward_options = ({"input_grad": False} if "input_grad" in
+                                  inspect.signature(model.backward).parameters else {})
         self._stop = False
         self.interrupted = False
         self._updating = False
@@ -374,7 +378,7 @@ class Trainer:
                     if not np.isfinite(dy).all():
                         self._fail(f"the gradient of the loss is not finite at step "
                                    f"{self.pos.step + 1}")
-                    model.backward(dy)
+                    model.backward(dy, **self._backward_options)
                     bad = [k for k, g in model.grads.items() if not np.isfinite(g).all()]
                     if bad:
                         self._fail(f"the gradient of {bad[0]} is not finite at step "
