@@ -26,12 +26,14 @@ forward. The NumPy loops stay the reference; the paths agree to round-off
 (the recurrent sums run in another order, float32 ``exp``/``tanh`` are
 evaluated by ``rnnkit.cells._compiled_kernels``), which the tests check.
 
-Threads. Batch rows never meet in the recurrence, so from 32 rows a thread
-(``THREADED_MIN_ROWS``) and up to H = 256 (``THREADED_MAX_H``) each of
-OpenBLAS's threads (two on the project's machine) runs the whole unroll
-over its own part of the batch, calling NumPy's OpenBLAS from the compiled
-loop for its per-step GEMM (:mod:`rnnkit.cells._blas`), and the layer's
-other GEMMs are split likewise (:class:`Threads`). OpenBLAS itself is set
+Threads. Batch rows never meet in the recurrence, so inside a
+:func:`parallel` region (which ``SequenceModel`` opens by itself), from 32
+rows a thread (``THREADED_MIN_ROWS``) and up to H = 256
+(``THREADED_MAX_H``), each of the region's threads (by default as many as
+OpenBLAS has: two on the project's machine) runs the whole unroll over its
+own part of the batch, calling NumPy's OpenBLAS from the compiled loop for
+its per-step GEMM (:mod:`rnnkit.cells._blas`), and the layer's other GEMMs
+are split likewise (:class:`Threads`). OpenBLAS itself is set
 to one thread meanwhile: after a multi-threaded call its workers spin for
 about 0.1 s (2^28 cycles) before they sleep, and one spinning on a core
 that our second thread needs made the split no faster at all. Measured
@@ -42,11 +44,13 @@ thread: 1.05-1.15x, the GEMMs of 16 rows run at about 40 GFLOP/s and each
 hand-off to the pool costs about 50 us). The rows' results are those of
 the one-thread loops to round-off (the GEMMs see fewer rows).
 
-OpenBLAS's thread count is one setting for the process: while a layer runs
-threaded, NumPy GEMMs that other threads of the program call run on one
-thread. And a multi-threaded GEMM of the program's own just before a pass
-(an output layer's, between forward and backward) leaves OpenBLAS's
-workers spinning into the pass's first 0.1 s.
+OpenBLAS's thread count is one setting for the process: inside a region,
+NumPy GEMMs that other threads of the program call run on one thread. The
+layers do not split on their own, outside a region, because a
+multi-threaded GEMM of the program's own just before a pass (an output
+layer's, between forward and backward) leaves OpenBLAS's workers spinning
+into the pass's first 0.1 s: a SequenceModel step was 1.2-1.6x slower that
+way, and is 0.77-0.97x with the region around head and LSTM alike.
 
 ``RNNKIT_COMPILED=0`` (or false, off, no) forces the NumPy loops, and
 ``RNNKIT_THREADED=0`` the one-thread loops. There is no projection
