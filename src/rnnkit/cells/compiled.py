@@ -472,17 +472,13 @@ def lstm_threads(B, H, dtype):
         If ``RNNKIT_THREADED`` holds anything else.
     """
     forced = threads_setting()
-    if forced == 0 or not enabled() or np.dtype(dtype) not in (np.float32, np.float64):
-        return None
-    kernels = _numba_kernels()
-    if kernels is None or kernels.BLAS is None:
+    blas = None if forced == 0 else _openblas(dtype)
+    if blas is None:
         return None
     if forced is not None:
-        return Threads(kernels.BLAS, forced) if B >= forced else None
+        return Threads(blas, forced) if B >= forced else None
     region = current_threads()
-    if region is None or B // region.n < THREADED_MIN_ROWS or H > THREADED_MAX_H:
-        return None
-    return region
+    return region if region is not None and _splits(B, H, region.n) else None
 
 
 def lstm_region(B, H, dtype):
@@ -491,15 +487,23 @@ def lstm_region(B, H, dtype):
     ``SequenceModel`` enters around its passes."""
     if _region.get() is not None or threads_setting() is not None:
         return contextlib.nullcontext()
+    blas = _openblas(dtype)
+    n = 1 if blas is None else blas.get_num_threads()
+    return parallel(n) if _splits(B, H, n) else contextlib.nullcontext()
+
+
+def _openblas(dtype):
+    """NumPy's OpenBLAS (:mod:`rnnkit.cells._blas`) where the compiled loops run for
+    ``dtype``, else None."""
     if not enabled() or np.dtype(dtype) not in (np.float32, np.float64):
-        return contextlib.nullcontext()
+        return None
     kernels = _numba_kernels()
-    if kernels is None or kernels.BLAS is None:
-        return contextlib.nullcontext()
-    n = kernels.BLAS.get_num_threads()
-    if n < 2 or B // n < THREADED_MIN_ROWS or H > THREADED_MAX_H:
-        return contextlib.nullcontext()
-    return parallel(n)
+    return None if kernels is None else kernels.BLAS
+
+
+def _splits(B, H, n):
+    """True where an LSTM pass of B rows and H units pays to split over n threads."""
+    return n >= 2 and B // n >= THREADED_MIN_ROWS and H <= THREADED_MAX_H
 
 
 def threads_setting():
