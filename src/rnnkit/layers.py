@@ -76,10 +76,7 @@ class Linear(_Layer):
         if threads is None:
             y = x @ self.params["weight"].T  # (..., out)
         else:  # in a parallel() region: rows split over its threads
-            x2 = x.reshape(-1, self.in_features)
-            y = threads.matmul(x2, self.params["weight"].T,
-                               np.empty((x2.shape[0], self.out_features), np.result_type(
-                                   x2, self.params["weight"])))
+            y = threads.matmul(x.reshape(-1, self.in_features), self.params["weight"].T)
             y = y.reshape(*x.shape[:-1], self.out_features)
         if "bias" in self.params:
             y += self.params["bias"]
@@ -104,9 +101,7 @@ class Linear(_Layer):
             self.grads["bias"] += dy2.sum(axis=0)
         if threads is None:
             return dy @ self.params["weight"]
-        w = self.params["weight"]
-        dx = threads.matmul(dy2, w, np.empty((dy2.shape[0], self.in_features),
-                                             np.result_type(dy2, w)))
+        dx = threads.matmul(dy2, self.params["weight"])
         return dx.reshape(*dy.shape[:-1], self.in_features)
 
     def __repr__(self):

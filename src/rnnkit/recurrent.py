@@ -41,7 +41,7 @@ from ._validation import (
     check_shape,
 )
 from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
-from .cells.compiled import check_settings, lstm_threads
+from .cells.compiled import check_settings, lstm_threads, matmul
 from .cells.rnn import NONLINEARITIES
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase", "lengths_to_mask"]
@@ -88,13 +88,6 @@ def _mask_to_lengths(mask, T, B, owner):
                          "(True then False), as padding at the end does")
     return lengths
 
-
-
-def _matmul(threads, a, b, out):
-    """``out = a @ b``, its rows split over ``threads`` (a ``compiled.Threads``) if any."""
-    if threads is None:
-        return np.matmul(a, b, out=out)
-    return threads.matmul(a, b, out)
 
 
 def _copy(x):
@@ -392,7 +385,7 @@ class RNNBase(Module):
                     threads = None if w_hr is not None else lstm_threads(B, H, self.dtype)
                     with threads or nullcontext():  # the projection's rows split too
                         gx = workspace.empty((T * B, w_ih.shape[0]), self.dtype)
-                        _matmul(threads, x_dir.reshape(T * B, Dk), w_ih.T, gx)
+                        matmul(threads, x_dir.reshape(T * B, Dk), w_ih.T, gx)
                         cache = lstm_forward(gx.reshape(T, B, -1), states[0][idx],
                                              states[1][idx], w_hh, step_mask, w_hr,
                                              bias=b_ih + b_hh if self.bias else None,

@@ -316,10 +316,21 @@ class Threads:
             for f in futures:
                 f.result()
 
-    def matmul(self, a, b, out):
-        """``out = a @ b`` for 2-D arrays, the rows of ``a`` split over the threads."""
+    def matmul(self, a, b, out=None):
+        """``a @ b`` for 2-D arrays, into ``out`` (a new array if None), the rows of ``a``
+        split over the threads."""
+        if out is None:
+            out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
         self.run(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), a.shape[0])
         return out
+
+
+def matmul(threads, a, b, out=None):
+    """``a @ b`` for 2-D arrays: split by rows over ``threads`` (a :class:`Threads`), or
+    NumPy's one call where ``threads`` is None."""
+    if threads is None:
+        return np.matmul(a, b, out=out)
+    return threads.matmul(a, b, out)
 
 
 _blas_lock = threading.Lock()
