@@ -45,6 +45,8 @@ def use_path(monkeypatch, path):
         monkeypatch.delenv("RNNKIT_COMPILED_MAX_UNITS", raising=False)
     monkeypatch.setattr(compiled, "COLUMN_MAJOR_MIN_H", 0 if path == "steps-column-major"
                         else 10**9)
+    for name in ("TRANSPOSED_MIN_B", "TRANSPOSED_MIN_T"):  # the forward GEMM on W_hh^T's
+        monkeypatch.setattr(compiled, name, 0)  # copy at any size (the rule: a test below)
 
 
 @pytest.fixture(params=PATHS)
@@ -684,6 +686,32 @@ def test_threaded_path_is_taken_on_both_threads(monkeypatch):
     assert {t.startswith("rnnkit") for _, _, t in seen} == {True, False}
     for a, b in zip(*results):
         assert rel_error(a, b) < 1e-5
+
+
+@pytest.mark.parametrize("path", ["steps", "threaded"])
+@pytest.mark.parametrize("B,T,copied", [(8, 8, True), (7, 8, False), (8, 7, False)])
+def test_forward_gemm_on_a_transposed_copy_or_on_w_hh_alike(monkeypatch, path, B, T, copied):
+    """From TRANSPOSED_MIN_B rows and TRANSPOSED_MIN_T steps the per-step forward GEMM
+    reads a contiguous copy of W_hh^T, below it W_hh itself: both give the NumPy loop's
+    numbers."""
+    from rnnkit.cells import _compiled_kernels as k
+
+    copies = []
+    real = k.transpose_into
+    monkeypatch.setattr(k, "transpose_into", lambda w, out: copies.append(w.shape) or real(w, out))
+    results = []
+    for p in (path, "numpy"):
+        use_path(monkeypatch, p)
+        monkeypatch.setattr(compiled, "TRANSPOSED_MIN_B", 8)
+        monkeypatch.setattr(compiled, "TRANSPOSED_MIN_T", 8)
+        m = LSTM(3, 6, dtype=np.float64, rng=0)
+        x = np.random.default_rng(1).standard_normal((T, B, 3))
+        out, (h_n, c_n) = m(x, lengths=[T] * (B - 1) + [T - 2])
+        dx, _ = m.backward(np.sin(out))
+        results.append([out, h_n, c_n, dx, *(m.grads[k] for k in sorted(m.grads))])
+    assert copies == ([(24, 6)] if copied else [])
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-13
 
 
 def test_threaded_layer_without_bias_matches_numpy(monkeypatch):

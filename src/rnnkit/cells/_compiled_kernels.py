@@ -446,16 +446,17 @@ def _gemm_impl(a, b, out, trans_b):
 
 
 @_jit
-def lstm_forward_rows(gx, h, c, tanh_c, w_hh, mask, bias, gh):
+def lstm_forward_rows(gx, h, c, tanh_c, w, w_is_w_hh, mask, bias, gh):
     """``lstm_forward``'s unroll for a slice of the batch rows (``gx[:, b0:b1]`` and so on).
 
     Per step: ``gh = h_{t-1} W_hh^T`` by BLAS (on the calling thread), then
-    ``lstm_forward_step``. ``gh`` is a C-contiguous (rows, 4H) scratch array;
-    ``mask`` (T, rows) bool or None; ``bias`` (4H,) or None.
+    ``lstm_forward_step``. ``w`` is W_hh (4H, H) if ``w_is_w_hh``, else W_hh^T
+    (H, 4H), C-contiguous either way; ``gh`` is a C-contiguous (rows, 4H)
+    scratch array; ``mask`` (T, rows) bool or None; ``bias`` (4H,) or None.
     """
     for t in range(gx.shape[0]):
         h_prev = _rows(h[t])
-        _gemm(h_prev, w_hh, gh, True)
+        _gemm(h_prev, w, gh, w_is_w_hh)
         if mask is None:
             lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
                               _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), None)
