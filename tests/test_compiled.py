@@ -47,6 +47,8 @@ def use_path(monkeypatch, path):
                         else 10**9)
     for name in ("TRANSPOSED_MIN_B", "TRANSPOSED_MIN_T"):  # the forward GEMM on W_hh^T's
         monkeypatch.setattr(compiled, name, 0)  # copy at any size (the rule: a test below)
+    # "compiled" is the whole loop with plain-loop products (its BLAS loop is "threaded"'s)
+    monkeypatch.setattr(compiled, "BLAS_LOOP_MAX_B", 0 if path == "compiled" else 32)
 
 
 @pytest.fixture(params=PATHS)
@@ -106,7 +108,12 @@ def test_dispatch_rules(monkeypatch):
     def kind(B, H):
         return compiled.lstm_kernels(B, H, np.float32)[0].__name__
 
-    assert kind(8, 128) == kind(32, 32) == kind(1, 256) == "forward"  # the whole unroll
+    assert kind(1, 256) == kind(1, 16) == kind(64, 16) == kind(4, 256) == "forward"  # the
+    # whole unroll with plain-loop products; with a BLAS call per step from 2 to 32 rows and
+    # H from 16 to 128
+    blas = "forward" if compiled._numba_kernels().BLAS is None else "forward_blas"
+    assert kind(8, 128) == kind(32, 32) == kind(2, 16) == blas
+    assert kind(2, 8) == kind(33, 16) == "forward"
     assert kind(1, 512) == "forward_steps"  # H above 256: W_hh^T streams from memory
     assert kind(16, 128) == kind(128, 1024) == "forward_steps"  # B*H above 1024
     assert compiled.lstm_kernels(1, 32, np.float16) is None
@@ -114,7 +121,8 @@ def test_dispatch_rules(monkeypatch):
     assert not (compiled.column_major(1, 512) or compiled.column_major(32, 128)
                 or compiled.column_major(128, 1024))
     monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "2048")
-    assert kind(16, 128) == "forward"
+    assert kind(16, 128) == blas
+    assert kind(8, 256) == "forward"
     assert kind(4, 512) == "forward_steps"
     monkeypatch.setenv("RNNKIT_COMPILED", "0")
     assert compiled.lstm_kernels(1, 8, np.float32) is None

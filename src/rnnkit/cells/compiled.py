@@ -13,8 +13,12 @@ compiled, in one of three forms:
   one compiled call that does all of the step's elementwise work in a few
   passes (the bias add, the activations, the cell and hidden state; in the
   backward pass the gate derivatives);
+- the whole unroll as one call that calls NumPy's OpenBLAS for each step's
+  GEMM (``BLAS_LOOP_*``: 2 to 32 rows, H from 16 to 128, where OpenBLAS's
+  two threads beat the plain loops: a step 0.64-0.87x on the project's
+  machine; they lost at B = 64, H = 16 and B = 4, H = 256, and tie at B = 1);
 - from 64 batch rows (on two threads) up to H = 256, the batch split over
-  threads, each running the whole unroll over its rows (below).
+  threads, each running that BLAS loop over its own rows (below).
 
 Measured on the project's 2-core machine (a whole float32 training step,
 input size 32, T = 50, against the same step on the NumPy loops): 0.45x at
@@ -86,9 +90,14 @@ THREADED_MAX_H = 256
 # the forward pass's per-step GEMM reads a contiguous copy of W_hh^T (NN) instead of W_hh
 # transposed in place (NT) from this many rows and steps: OpenBLAS runs NN 1.1-1.5x faster
 # (B=32, H=128: 33 vs 49 us on 2 threads; B=64 rows on one thread: 94 vs 121 us; B=128,
-# H=1024: 6.5 vs 7.3 ms), and the copy (2.9 ms at H=1024) pays back within a few steps
-TRANSPOSED_MIN_B = 8
-TRANSPOSED_MIN_T = 8
+# H=1024: 6.5 vs 7.3 ms), and the copy (22 us at H=128, 2.9 ms at H=1024) pays back within
+# a few steps
+TRANSPOSED_MIN_B = 3  # at 1-2 rows OpenBLAS runs both alike; at 4-8 rows NT is 4-7x slower
+TRANSPOSED_MIN_T = 4
+# the compiled unroll with one BLAS call per step (NumPy's OpenBLAS, its threads), in place of
+# the whole loop's plain-loop products, for these batch and hidden sizes (measured above)
+BLAS_LOOP_MIN_B, BLAS_LOOP_MAX_B = 2, 32
+BLAS_LOOP_MIN_H, BLAS_LOOP_MAX_H = 16, 128
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -168,6 +177,8 @@ def lstm_kernels(B, H, dtype, threads=None):
         Batch size and hidden size of the step.
     dtype : numpy dtype
         float32 or float64 (others stay on the NumPy path).
+    threads : Threads, optional
+        Split the batch rows over these threads (from :func:`lstm_threads`).
 
     Returns
     -------
@@ -175,10 +186,12 @@ def lstm_kernels(B, H, dtype, threads=None):
         ``forward(gx, h, c, tanh_c, w_hh, mask, bias)`` and ``backward(d_output,
         dh, dc, gates, c, tanh_c, w_hh, mask)`` with the arguments of the NumPy
         loops (``mask`` (T, B) bool or None, ``bias`` (4H,) or None: added to
-        ``gx``). Up to ``max_units()`` units (``B * H``, with ``H <= 256``)
-        the whole unroll is one compiled call; above, each step is NumPy's
-        GEMM followed by one compiled call for all of the step's elementwise
-        work.
+        ``gx``). With ``threads``, each thread runs the BLAS loop over its
+        rows. Otherwise, up to ``max_units()`` units (``B * H``, with ``H <=
+        256``) the whole unroll is one compiled call: the BLAS loop where
+        :func:`blas_loop` says so, else the loop with plain-loop products;
+        above, each step is NumPy's GEMM followed by one compiled call for
+        all of the step's elementwise work.
     """
     if not enabled():
         return None
@@ -198,8 +211,10 @@ def lstm_kernels(B, H, dtype, threads=None):
     def nn(T):  # the forward GEMM as h @ (a contiguous W_hh^T)?
         return B >= TRANSPOSED_MIN_B and T >= TRANSPOSED_MIN_T
 
-    if threads is not None:
-        def forward_threaded(gx, h, c, tanh_c, w_hh, mask, bias):
+    if threads is None and whole and kernels.BLAS is not None and blas_loop(B, H):
+        threads = CALLER
+    if threads is not None:  # the BLAS loop, over the rows of each thread
+        def forward_blas(gx, h, c, tanh_c, w_hh, mask, bias):
             T, _, G = gx.shape
             w = transposed(w_hh) if nn(T) else np.ascontiguousarray(w_hh)
             gh = np.empty((B, G), gx.dtype)
@@ -211,7 +226,7 @@ def lstm_kernels(B, H, dtype, threads=None):
                                           gh[lo:hi])
             threads.run(part, B)
 
-        def backward_threaded(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+        def backward_blas(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
             w_hh = np.ascontiguousarray(w_hh)
             if d_output is not None:  # the loops read its rows as contiguous
                 d_output = np.ascontiguousarray(d_output)
@@ -226,7 +241,7 @@ def lstm_kernels(B, H, dtype, threads=None):
                                            dh_in[lo:hi], keep[lo:hi], one)
             threads.run(part, B)
 
-        return forward_threaded, backward_threaded
+        return forward_blas, backward_blas
 
     if whole:
         def forward(gx, h, c, tanh_c, w_hh, mask, bias):
@@ -269,6 +284,23 @@ def lstm_kernels(B, H, dtype, threads=None):
     return forward_steps, backward_steps
 
 
+def blas_loop(B, H):
+    """True where the compiled unroll calls BLAS per step instead of the whole loop's
+    plain-loop products (``BLAS_LOOP_*``)."""
+    return (BLAS_LOOP_MIN_B <= B <= BLAS_LOOP_MAX_B
+            and BLAS_LOOP_MIN_H <= H <= BLAS_LOOP_MAX_H)
+
+
+class _Caller:
+    """The calling thread alone, with the interface of :class:`Threads` (``run``)."""
+
+    n = 1
+
+    def run(self, fn, size):
+        fn(0, size)
+
+
+CALLER = _Caller()
 MAX_THREADS = 256  # more threads than this in a region is a mistake, not a machine
 
 
