@@ -818,3 +818,19 @@ def test_threaded_backward_takes_fortran_ordered_final_state_gradients(monkeypat
         results.append(lstm_backward(None, dh_n, dc_n, cache, w_hh, threads=th))
     for a, b in zip(*results):
         assert rel_error(a, b) < 1e-13
+
+
+def test_gemm_weight_is_a_contiguous_transpose_from_its_thresholds(monkeypatch):
+    """The forward GEMM's W^T (LSTM, GRU and RNN): a C-contiguous copy equal to ``w.T``
+    from TRANSPOSED_MIN_B rows and TRANSPOSED_MIN_T steps, else ``w.T`` itself."""
+    monkeypatch.delenv("RNNKIT_COMPILED", raising=False)
+    w = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float32)
+    B, T = compiled.TRANSPOSED_MIN_B, compiled.TRANSPOSED_MIN_T
+    copy = compiled.gemm_weight(w, B, T)
+    assert copy.flags.c_contiguous and not np.shares_memory(copy, w)
+    np.testing.assert_array_equal(copy, w.T)
+    for b, t, ww in ((B - 1, T, w), (B, T - 1, w), (B, T, w.astype(np.float16))):
+        view = compiled.gemm_weight(ww, b, t)
+        assert np.shares_memory(view, ww) and view.shape == (4, 12)
+    monkeypatch.setenv("RNNKIT_COMPILED", "0")
+    assert np.shares_memory(compiled.gemm_weight(w, B, T), w)

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._chunks import steps_per_chunk
+from .compiled import gemm_weight
 from .lstm import sigmoid_
 
 GATES = 3
@@ -88,7 +89,7 @@ def gru_forward(gx, h0, w_hh, b_hn, mask=None):
     h = np.empty((T + 1, B, H), dtype)
     hn = np.empty((T, B, H), dtype)
     h[0] = h0
-    w_hh_T = w_hh.T  # (H, 3H), a view: BLAS reads it transposed
+    w_hh_T = gemm_weight(w_hh, B, T)  # (H, 3H): a contiguous copy, or W_hh read transposed
     gh = np.empty((B, G), dtype)
     tmp = np.empty((B, H), dtype)
     with np.errstate(over="ignore"):

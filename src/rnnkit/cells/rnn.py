@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._chunks import steps_per_chunk
+from .compiled import gemm_weight
 from .lstm import sigmoid_
 
 GATES = 1
@@ -87,7 +88,7 @@ def rnn_forward(gx, h0, w_hh, nonlinearity="tanh", mask=None, h=None):
         h[1:] = gx
     T1, B, H = h.shape
     h[0] = h0
-    w_hh_T = w_hh.T  # (H, H), a view: BLAS reads it transposed
+    w_hh_T = gemm_weight(w_hh, B, T1 - 1)  # (H, H): a contiguous copy, or W_hh read transposed
     hw = np.empty((B, H), h.dtype)
     with np.errstate(over="ignore"):
         for t in range(T1 - 1):
