@@ -434,10 +434,14 @@ def _machine(torch, threadpool_info):
         import numba
 
         loops = (f"numba {numba.__version__}: one compiled unroll for B*H <= "
-                 f"{compiled.max_units()} and H <= {compiled.WHOLE_MAX_H}, compiled "
-                 "elementwise steps between NumPy's GEMMs above; in rnnkit.parallel() the "
-                 f"batch split over the threads from {compiled.THREADED_MIN_ROWS} rows a "
-                 f"thread up to H = {compiled.THREADED_MAX_H}")
+                 f"{compiled.max_units()} and H <= {compiled.WHOLE_MAX_H} (calling "
+                 f"OpenBLAS per step from {compiled.BLAS_LOOP_MIN_B} to "
+                 f"{compiled.BLAS_LOOP_MAX_B} rows, H {compiled.BLAS_LOOP_MIN_H} to "
+                 f"{compiled.BLAS_LOOP_MAX_H}), compiled elementwise steps between NumPy's "
+                 "GEMMs above; in rnnkit.parallel() the batch split over the threads from "
+                 f"{compiled.THREADED_MIN_ROWS} rows a thread up to H = "
+                 f"{compiled.THREADED_MAX_H}; forward GEMMs on a contiguous W_hh^T from "
+                 f"{compiled.TRANSPOSED_MIN_B} rows and {compiled.TRANSPOSED_MIN_T} steps")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
@@ -571,20 +575,23 @@ SHORTFALL = (
     "time for a cell varies by up to 1.5x between runs (B=128, T=50, H=128: 22 and 33 ms). "
     "PyTorch's CPU LSTM is oneDNN's fused RNN primitive: W_hh packed once per call, the "
     "elementwise work fused with the GEMMs, and one thread pool that runs both on every "
-    "core. At B = 128 with H <= 256 rnnkit splits the batch over its two threads "
-    "(rnnkit.parallel, which SequenceModel enters by itself): each runs the whole unroll "
-    "for its rows and calls OpenBLAS on one thread from the compiled loop. At B = 32 the "
-    "split does not pay (16 rows a thread: their GEMMs run at about 40 GFLOP/s, and each "
-    "hand-off to the pool costs about 50 us), so there rnnkit runs NumPy's GEMM on both "
-    "cores and its elementwise kernel on one. From H = 512 the step is GEMM-bound (see the "
-    "GEMM throughput below) and OpenBLAS re-packs W_hh (16 MB at H = 1024) in every "
-    "per-step GEMM, a fixed ~0.6 ms a call. Each block starts after an idle pause, since "
-    "OpenBLAS's threads spin about 0.1 s after a call (tables before 2026-11-30 timed "
-    "PyTorch while they spun). Tried and dropped: a gates-major (4H, T, B) layout; the "
-    "batch over two Python threads with one-thread BLAS per step (GIL hand-offs: up to "
-    "2.2x slower); a numba GEMM with W_hh packed once (44 GFLOP/s on one core, where "
-    "OpenBLAS reaches 100); one BLAS thread or column-major output chosen per step size "
-    "(within noise).")
+    "core. rnnkit's per-step GEMMs are OpenBLAS calls on a contiguous copy of W_hh^T "
+    "(OpenBLAS ran h @ W_hh.T read in place 1.1-1.5x slower, and 4-7x at 4-8 rows). At "
+    "B = 128 with H <= 256 rnnkit splits the batch over its two threads (rnnkit.parallel, "
+    "which SequenceModel enters by itself): each runs the whole unroll for its rows and "
+    "calls OpenBLAS on one thread from the compiled loop. At B = 32 the split does not pay "
+    "at T = 50 (16 rows a thread, and each hand-off to the pool costs about 50 us), so "
+    "there rnnkit runs OpenBLAS's GEMM on both cores and its elementwise kernel on one. "
+    "From H = 512 the step is GEMM-bound (see the GEMM throughput below) and OpenBLAS "
+    "re-packs W_hh (16 MB at H = 1024) in every per-step GEMM. Each block starts after an "
+    "idle pause, since OpenBLAS's threads spin about 0.1 s after a call (tables before "
+    "2026-11-30 timed PyTorch while they spun). Tried and dropped: a gates-major (4H, T, B) "
+    "layout; the batch over two Python threads with one-thread BLAS per step (GIL "
+    "hand-offs: up to 2.2x slower); a numba GEMM with W_hh packed once (44 GFLOP/s on one "
+    "core, where OpenBLAS reaches 100); one BLAS thread or column-major output chosen per "
+    "step size (within noise); the hidden units split over two threads in lockstep with a "
+    "spin barrier per step (0.1 us a barrier, yet no faster at B = 32, and 2-4x slower "
+    "while any other thread kept a core busy).")
 
 
 def geometric_mean(xs):
