@@ -190,8 +190,9 @@ def _train_flops(cell, B, T, H, D):
     return 2 * T * B * GH * (2 * D + 3 * H)
 
 
-def _gemm_seconds(cell, B, T, H, D, cfg):
-    """Time, alone at their shapes, the GEMMs of an rnnkit training step."""
+def _gemm_step(cell, B, T, H, D):
+    """A function that runs, alone at their shapes and laid out as rnnkit lays them out,
+    the GEMMs of one training step of ``cell``: each once, the per-step ones T times."""
     from .cells import compiled
     from .cells.lstm import COLUMN_MAJOR_MAX_B
 
@@ -199,30 +200,34 @@ def _gemm_seconds(cell, B, T, H, D, cfg):
     rng = np.random.default_rng(2)
     if compiled.available():  # as the LSTM loops lay it out
         column_major = compiled.column_major(B, H)
+        # h @ W_hh^T reads a contiguous copy of W_hh^T where the forward pass makes one
+        copy = (not column_major and B >= compiled.TRANSPOSED_MIN_B
+                and T >= compiled.TRANSPOSED_MIN_T)
     else:
-        column_major = 1 < B <= COLUMN_MAJOR_MAX_B
+        column_major, copy = 1 < B <= COLUMN_MAJOR_MAX_B, False
     step_out = "F" if column_major else "C"
 
-    def mm(m, k, n, transposed_b=False, out_order="C"):
-        a = rng.standard_normal((m, k), dtype=np.float32)
-        b = rng.standard_normal((n, k) if transposed_b else (k, n), dtype=np.float32)
-        b = b.T if transposed_b else b
+    def mm(m, k, n, b_transposed=False, out_order="C", a_transposed=False):
+        a = rng.standard_normal((k, m) if a_transposed else (m, k), dtype=np.float32)
+        a = a.T if a_transposed else a
+        b = rng.standard_normal((n, k) if b_transposed else (k, n), dtype=np.float32)
+        b = b.T if b_transposed else b
         out = np.empty((m, n), np.float32, order=out_order)
         return lambda: np.matmul(a, b, out=out)
 
     parts = [  # (function, calls per step), each GEMM laid out as the step lays it out
         (mm(T * B, D, GH, True), 1),  # input projection x W_ih^T
-        (mm(B, H, GH, True, step_out), T),  # recurrence h W_hh^T
+        (mm(B, H, GH, not copy, step_out), T),  # recurrence h W_hh^T
         (mm(B, GH, H, step_out == "F", step_out), T),  # backward recurrence dgates W_hh
-        (mm(GH, T * B, D), 1),  # dW_ih
-        (mm(GH, T * B, H), 1),  # dW_hh (no dx: the step skips the input's gradient)
+        (mm(GH, T * B, D, a_transposed=True), 1),  # dW_ih = dgates^T x
+        (mm(GH, T * B, H, a_transposed=True), 1),  # dW_hh (no dx: the step skips it)
     ]
-    total = 0.0
-    for fn, calls in parts:
-        fn()
-        t = min(_time_block(fn, cfg.min_block_seconds / 4) for _ in range(3))
-        total += t * calls
-    return total
+
+    def run():
+        for fn, calls in parts:
+            for _ in range(calls):
+                fn()
+    return run
 
 
 def _peak_memory(fn):
@@ -393,9 +398,12 @@ def _gemm_row(cfg, torch):
     B, T, H = max(cfg.batch_sizes), min(cfg.lengths), max(cfg.hidden_sizes)
     D = cfg.input_size
     _, train, _ = _pair("lstm", B, T, H, D, torch)
+    gemms = _gemm_step("lstm", B, T, H, D)
     train[0]()
-    step = statistics.median(_time_block(train[0], cfg.min_block_seconds) for _ in range(3))
-    gemm = _gemm_seconds("lstm", B, T, H, D, cfg)
+    gemms()
+    # alternating blocks, as the ratios are timed: a slow spell of the machine hits both
+    t = _interleaved({"step": train[0], "gemm": gemms}, cfg, cfg.max_seconds_per_cell)
+    step, gemm = t["step"], t["gemm"]
     flops = _train_flops("lstm", B, T, H, D)
     return {"cell": "lstm", "B": B, "T": T, "H": H, "step_seconds": step,
             "gemm_seconds": gemm, "fraction": gemm / step, "gemm_gflops": flops / gemm / 1e9,
