@@ -323,6 +323,14 @@ def test_bad_classify_inputs_and_options_exit_2_with_one_line(tmp_path, capsys):
     assert_usage_error(run(capsys, "train", "--window", "5"), "train",
                        "--window is an option of --task forecast or classify")
     assert_usage_error(run(capsys, "predict", tmp_path), "predict", "model")
+    # an option the built-in loader does not take: named, with the ones it does take
+    assert_usage_error(run(capsys, "train", "--task", "classify", "--data", "fsdd",
+                           "--data-option", "hop=160", *out), "train",
+                       "--data-option hop: not an option of the fsdd data set",
+                       "hop_length", "n_mfcc")
+    assert_usage_error(run(capsys, "train", "--task", "classify", "--data", "digits",
+                           "--data-option", "foo=1", *out), "train",
+                       "its options are (none)")
     assert not (tmp_path / "m").exists()
 
 

@@ -597,6 +597,22 @@ def _take(X, idx):
     return [X[i] for i in idx] if isinstance(X, list) else np.asarray(X)[idx]
 
 
+
+def _check_dataset_options(key, options):
+    """Raise a ValueError naming the valid keywords if ``options`` holds one that the
+    built-in data set ``key``'s loader does not take (``--data-option``)."""
+    import inspect
+
+    from .data import datasets
+
+    params = inspect.signature(datasets.DATASETS[key].loader).parameters
+    valid = [n for n, p in params.items()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [n for n in options if n not in valid]
+    if unknown:
+        raise ValueError(f"--data-option {', '.join(unknown)}: not an option of the {key} data "
+                         f"set; its options are {', '.join(valid) or '(none)'}")
+
 def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None,
                    dataset_options=None):
     """A built-in sequence data set, an ``.npz`` file or a CSV file, split for testing.
@@ -641,11 +657,8 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
                              f"{', '.join(CLASSIFY_DATASETS)}, or give an .npz or CSV file")
         if label_column is not None:
             raise ValueError(f"--column is for CSV files; {key} is a built-in data set")
-        try:
-            ds = datasets.load(key, **options)
-        except TypeError as exc:  # an option the loader does not take
-            raise ValueError(f"data set option(s) {', '.join(options)} for {key}: {exc}") \
-                from None
+        _check_dataset_options(key, options)
+        ds = datasets.load(key, **options)
         source = {"kind": "builtin", "name": key, "options": options}
         if ds.is_test is not None:
             return SequenceData(key, ds.X_train, ds.y_train, ds.X_test, ds.y_test,
