@@ -474,3 +474,19 @@ def test_no_pickle_or_eval_in_the_package():
                 problems += [f"{path}:{node.lineno}: imports joblib.{a.name}"
                              for a in node.names if a.name in PICKLING_CALLS["joblib"]]
     assert not problems, "\n".join(problems)
+
+
+def test_save_model_refuses_a_bare_layer_and_torch_saves_argument_order(tmp_path):
+    """A clear TypeError (not an AttributeError from deep inside) for a bare layer, and one
+    that says the folder comes first for ``save_model(model, folder)``; nothing written."""
+    import rnnkit
+
+    layer = rnnkit.LSTM(4, 8, rng=0)
+    with pytest.raises(TypeError, match=r"SequenceModel or CTRNNModel, got LSTM.*"
+                                        r"save_state_dict\(path, layer.state_dict\(\)\)"):
+        save_model(tmp_path / "a", layer)
+    model = SequenceModel(4, 8, 3, rng=0)
+    with pytest.raises(TypeError, match=r"got SequenceModel \(the folder comes first: "
+                                        r"save_model\(directory, model\)\)"):
+        save_model(model, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

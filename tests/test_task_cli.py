@@ -435,14 +435,31 @@ def test_results_script_quick_smoke_run(tmp_path, capsys):
 @pytest.mark.parametrize("argv,command", [
     (["train", "--task", "forecast", "--data", "sunspots"], "train"),
     (["train", "--task", "classify", "--data", "digits"], "train"),
-    (["predict", "runs/none"], "predict"),
-    (["evaluate", "runs/none"], "evaluate"),
+    (["predict"], "predict"),
+    (["evaluate"], "evaluate"),
 ])
-def test_without_scikit_learn_says_which_extra_to_install(argv, command, tmp_path, capsys,
-                                                          monkeypatch):
+def test_without_scikit_learn_says_which_extra_to_install(argv, command, csv_model, tmp_path,
+                                                          capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
-    result = run(capsys, *argv, *(["--out", tmp_path / "m", *TINY] if command == "train" else []))
+    extra = ["--out", tmp_path / "m", *TINY] if command == "train" else [csv_model[0]]
+    result = run(capsys, *argv, *extra)
     assert_usage_error(result, command, "scikit-learn", "pip install 'rnnkit[sklearn]'")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_wrong_model_folder_is_named_before_scikit_learn_is_needed(command, tmp_path, capsys,
+                                                                     monkeypatch):
+    """Without scikit-learn, a missing folder or a model no estimator saved is the error,
+    not the missing library."""
+    from rnnkit import SequenceModel
+    from rnnkit.io import save_model
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    assert_usage_error(run(capsys, command, tmp_path / "none"), command,
+                       "not a model folder")
+    save_model(tmp_path / "lm", SequenceModel(4, 8, 4, rng=0))
+    assert_usage_error(run(capsys, command, tmp_path / "lm"), command,
+                       "a model file, but not a saved rnnkit estimator")
 
 
 def test_without_matplotlib_plots_fail_before_the_training(series_csv, tmp_path, capsys,

@@ -66,7 +66,7 @@ from .training import Trainer, TrainerConfig
 __all__ = ["RNNClassifier", "RNNForecaster", "RNNRegressor", "SequenceScaler",
            "load_estimator"]
 
-_FORMAT = "rnnkit-estimator"
+_FORMAT = rio.ESTIMATOR_FORMAT
 _FORMAT_VERSION = 1
 _PREDICT_CHUNK = 1024  # sequences per forward pass at prediction time (bounds memory)
 _CLIP_GRAD_NORM = 5.0  # global gradient-norm clipping, the Trainer's default for RNNs

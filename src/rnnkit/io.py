@@ -45,6 +45,8 @@ FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 _FORMAT = "rnnkit-model"
+#: ``metadata["format"]`` of a model folder written by an estimator's ``save``
+ESTIMATOR_FORMAT = "rnnkit-estimator"
 _CKPT_FORMAT = "rnnkit-checkpoint"
 
 
@@ -216,7 +218,24 @@ def save_model(directory, model, *, metadata=None):
     Returns
     -------
     str : the folder's path.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a model with a ``config()`` (a bare layer such as
+        ``rnnkit.LSTM``: save it inside a SequenceModel, or its
+        ``state_dict()`` with :func:`save_state_dict`), or the arguments come
+        in ``torch.save``'s order ``(model, directory)``.
     """
+    if not isinstance(directory, (str, bytes, os.PathLike)):
+        hint = (" (the folder comes first: save_model(directory, model))"
+                if hasattr(directory, "params") else "")
+        raise TypeError(f"save_model: directory must be a str or PathLike, got "
+                        f"{type(directory).__name__}{hint}")
+    if not callable(getattr(model, "config", None)) or not hasattr(model, "params"):
+        raise TypeError(f"save_model: model must be a SequenceModel or CTRNNModel, got "
+                        f"{type(model).__name__}; save a bare layer's weights with "
+                        "rnnkit.io.save_state_dict(path, layer.state_dict())")
     st = _safetensors_numpy()
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)

@@ -1374,6 +1374,26 @@ def _check_task_info(info, where):
         raise bad("'last_observations' must be a list of finite numbers")
 
 
+def check_job_folder(path):
+    """Raise now, without scikit-learn, if ``path`` is not a folder of a saved estimator.
+
+    What ``rnnkit predict`` and ``evaluate`` check before they need
+    scikit-learn, so that a wrong folder is named as such first.
+
+    Raises
+    ------
+    rnnkit.io.ModelFileError
+        Not a model folder, an invalid ``config.json``, or a model that no
+        estimator saved (a character-level model, a bare ``save_model``).
+    """
+    config = rio.read_config(path)
+    meta = config.get("metadata")
+    if not isinstance(meta, dict) or meta.get("format") != rio.ESTIMATOR_FORMAT:
+        where = os.path.join(os.fspath(path), rio.CONFIG_NAME)
+        raise rio.ModelFileError(f"{where}: a model file, but not a saved rnnkit estimator "
+                                 "(rnnkit train --task forecast or classify writes those)")
+
+
 def load_job(path):
     """Load a model folder written by ``rnnkit train --task ...`` (or ``save(DIR)``).
 

@@ -159,9 +159,10 @@ def _evaluate_classifier(job, args):
 
 def run(args):
     from .._argtypes import make_output_folder
-    from ..jobs import load_job
+    from ..jobs import check_job_folder, load_job
     from ..task_cli import require_sklearn
 
+    check_job_folder(args.model_dir)  # a wrong folder is named first, sklearn or not
     require_sklearn("a saved forecaster or classifier (rnnkit.estimators)")
     if args.plots:
         from ..task_plots import require_matplotlib

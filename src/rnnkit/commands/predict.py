@@ -110,9 +110,10 @@ def _classify(job, args):
 
 def run(args):
     from .._argtypes import check_output_file
-    from ..jobs import load_job
+    from ..jobs import check_job_folder, load_job
     from ..task_cli import require_sklearn
 
+    check_job_folder(args.model_dir)  # a wrong folder is named first, sklearn or not
     require_sklearn("a saved forecaster or classifier (rnnkit.estimators)")
     if args.output is not None:
         check_output_file(args.output, "--output")
