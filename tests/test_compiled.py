@@ -834,3 +834,44 @@ def test_gemm_weight_is_a_contiguous_transpose_from_its_thresholds(monkeypatch):
         assert np.shares_memory(view, ww) and view.shape == (4, 12)
     monkeypatch.setenv("RNNKIT_COMPILED", "0")
     assert np.shares_memory(compiled.gemm_weight(w, B, T), w)
+
+
+@pytest.mark.parametrize("T", [2, 3, 4])
+def test_threaded_path_at_one_hidden_unit_and_few_steps(monkeypatch, T):
+    """H = 1 below TRANSPOSED_MIN_T: W_hh.T (1, 4) is a view that NumPy flags C-contiguous;
+    the BLAS loop must still read it as W_hh (it once passed it as W_hh^T with a row
+    stride of 1, which OpenBLAS refused, leaving the GEMM's output uninitialised)."""
+    results = []
+    for p in ("threaded", "numpy"):
+        use_path(monkeypatch, p)
+        monkeypatch.setattr(compiled, "TRANSPOSED_MIN_T", 4)
+        m = LSTM(3, 1, dtype=np.float64, rng=0)
+        x = np.random.default_rng(1).standard_normal((T, 6, 3))
+        out, (h_n, c_n) = m(x)
+        dx, _ = m.backward(np.sin(out))
+        results.append([out, h_n, c_n, dx, *(m.grads[k] for k in sorted(m.grads))])
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-13
+
+
+@pytest.mark.parametrize("path", ["compiled", "blas-loop", "threaded", "steps"])
+@pytest.mark.parametrize("layer_dtype,weight_dtype", [(np.float32, np.float64),
+                                                      (np.float64, np.float32)])
+def test_weights_of_another_dtype_are_read_as_the_layers(monkeypatch, path, layer_dtype,
+                                                         weight_dtype):
+    """A weight array assigned in another dtype (``params[k] = w.astype(...)``): the loops
+    that hand W_hh to BLAS by pointer convert it first, as NumPy's matmul does."""
+    results = []
+    for p in (path, "numpy"):
+        use_path(monkeypatch, "compiled" if p == "blas-loop" else p)
+        if p == "blas-loop":  # the compiled unroll with BLAS per step (8 rows, H = 16)
+            monkeypatch.setattr(compiled, "BLAS_LOOP_MAX_B", 32)
+        m = LSTM(4, 16, dtype=layer_dtype, rng=0)
+        m.params["weight_hh_l0"] = m.params["weight_hh_l0"].astype(weight_dtype)
+        x = np.random.default_rng(1).standard_normal((6, 8, 4)).astype(layer_dtype)
+        out, _ = m(x)
+        dx, _ = m.backward(np.sin(out))
+        results.append([out, dx, *(m.grads[k] for k in sorted(m.grads))])
+    tol = 1e-5 if np.float32 in (layer_dtype, weight_dtype) else 1e-12
+    for a, b in zip(*results):
+        assert rel_error(a, b) < tol

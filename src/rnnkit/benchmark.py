@@ -198,7 +198,7 @@ def _gemm_step(cell, B, T, H, D):
 
     GH = GATES[cell] * H
     rng = np.random.default_rng(2)
-    if compiled.available():  # as the LSTM loops lay it out
+    if compiled.available() and compiled.enabled():  # as the compiled LSTM loops lay it out
         column_major = compiled.column_major(B, H)
         # h @ W_hh^T reads a contiguous copy of W_hh^T where the forward pass makes one
         copy = (not column_major and B >= compiled.TRANSPOSED_MIN_B

@@ -213,10 +213,13 @@ def lstm_kernels(B, H, dtype, threads=None):
     if threads is not None:  # the BLAS loop, over the rows of each thread
         def forward_blas(gx, h, c, tanh_c, w_hh, mask, bias):
             T, _, G = gx.shape
+            w_hh = np.ascontiguousarray(w_hh, dtype=gx.dtype)  # BLAS reads it as gx's dtype
             w = gemm_weight(w_hh, B, T)
-            is_w_hh = not w.flags.c_contiguous  # a view of W_hh: read as W_hh itself
+            # no copy made (a view, even one that looks C-contiguous, as (1, 4) does at H=1):
+            # the loop reads W_hh itself
+            is_w_hh = np.may_share_memory(w, w_hh)
             if is_w_hh:
-                w = np.ascontiguousarray(w_hh)
+                w = w_hh
             gh = np.empty((B, G), gx.dtype)
 
             def part(lo, hi):
@@ -227,7 +230,7 @@ def lstm_kernels(B, H, dtype, threads=None):
             threads.run(part, B)
 
         def backward_blas(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
-            w_hh = np.ascontiguousarray(w_hh)
+            w_hh = np.ascontiguousarray(w_hh, dtype=gates.dtype)
             if d_output is not None:  # the loops read its rows as contiguous
                 d_output = np.ascontiguousarray(d_output)
             dh_in = np.empty_like(dh)
