@@ -201,8 +201,7 @@ def _gemm_step(cell, B, T, H, D):
     if compiled.available() and compiled.enabled():  # as the compiled LSTM loops lay it out
         column_major = compiled.column_major(B, H)
         # h @ W_hh^T reads a contiguous copy of W_hh^T where the forward pass makes one
-        copy = (not column_major and B >= compiled.TRANSPOSED_MIN_B
-                and T >= compiled.TRANSPOSED_MIN_T)
+        copy = not column_major and compiled.copies_gemm_weight(B, T)
     else:
         column_major, copy = 1 < B <= COLUMN_MAJOR_MAX_B, False
     step_out = "F" if column_major else "C"

@@ -597,7 +597,6 @@ def _take(X, idx):
     return [X[i] for i in idx] if isinstance(X, list) else np.asarray(X)[idx]
 
 
-
 def _check_dataset_options(key, options):
     """Raise a ValueError naming the valid keywords if ``options`` holds one that the
     built-in data set ``key``'s loader does not take (``--data-option``)."""
@@ -612,6 +611,7 @@ def _check_dataset_options(key, options):
     if unknown:
         raise ValueError(f"--data-option {', '.join(unknown)}: not an option of the {key} data "
                          f"set; its options are {', '.join(valid) or '(none)'}")
+
 
 def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None,
                    dataset_options=None):

@@ -203,10 +203,8 @@ def lstm_kernels(B, H, dtype, threads=None):
         return None
     one = np.dtype(dtype).type(1.0)
 
-    def transposed(w):  # C-contiguous w.T: NumPy's own copy is 6x slower at (4096, 1024)
-        out = np.empty(w.shape[::-1], w.dtype)
-        kernels.transpose_into(w, out)
-        return out
+    def transposed(w):
+        return _transposed(kernels, w)
 
     if threads is None and whole and kernels.BLAS is not None and blas_loop(B, H):
         threads = CALLER
@@ -308,12 +306,21 @@ def gemm_weight(w, B, T):
     -------
     ndarray (H, G)
     """
-    if (B < TRANSPOSED_MIN_B or T < TRANSPOSED_MIN_T or not enabled()
+    if (not copies_gemm_weight(B, T) or not enabled()
             or w.dtype not in (np.float32, np.float64)):
         return w.T
     kernels = _numba_kernels()
-    if kernels is None:
-        return w.T
+    return w.T if kernels is None else _transposed(kernels, w)
+
+
+def copies_gemm_weight(B, T):
+    """True from ``TRANSPOSED_MIN_B`` rows and ``TRANSPOSED_MIN_T`` steps, where
+    :func:`gemm_weight` copies (with numba, float32/float64)."""
+    return B >= TRANSPOSED_MIN_B and T >= TRANSPOSED_MIN_T
+
+
+def _transposed(kernels, w):
+    """C-contiguous ``w.T`` by a compiled loop: NumPy's own copy is 6x slower at (4096, 1024)."""
     out = np.empty(w.shape[::-1], w.dtype)
     kernels.transpose_into(w, out)
     return out
