@@ -271,6 +271,11 @@ def test_evaluate_and_predict_a_saved_classifier(digits_model, tmp_path, capsys)
     proba = np.array([[float(v) for v in r[2:]] for r in rows[1:]])
     assert proba.shape == (5, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
     assert [int(r[1]) for r in rows[1:]] == proba.argmax(axis=1).tolist()
+    # --column names a CSV column: with an .npz file it is an error, not ignored
+    assert_usage_error(run(capsys, "predict", folder, tmp_path / "five.npz", "--column", "y"),
+                       "predict", "--column is for CSV files", "five.npz")
+    assert_usage_error(run(capsys, "evaluate", folder, tmp_path / "five.npz", "--column", "y"),
+                       "evaluate", "--column is for CSV files", "arrays X and y")
     code, out, err = run(capsys, "evaluate", folder, tmp_path / "five.npz",
                          "--plots", tmp_path / "p")
     assert code == 0, err

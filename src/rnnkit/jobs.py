@@ -668,6 +668,9 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
     if options:
         raise ValueError("data set options are for built-in data sets, not files")
     if spec.lower().endswith(".npz"):
+        if label_column is not None:
+            raise ValueError(f"--column is for CSV files; {spec} is an .npz file, whose "
+                             "sequences and labels are its arrays X and y")
         X, y = _read_npz(spec, need_y=True)
         source = {"kind": "npz", "path": os.path.abspath(spec)}
     else:
@@ -696,9 +699,18 @@ def read_sequences_for_prediction(path, *, label_column=None):
     Returns
     -------
     X : ndarray (N, T, D) or list of ndarray (T_i, D)
+
+    Raises
+    ------
+    ValueError
+        If ``label_column`` is given for an ``.npz`` file (its arrays go by
+        name), or as the readers raise for a bad file.
     """
     path = os.fspath(path)
     if path.lower().endswith(".npz"):
+        if label_column is not None:
+            raise ValueError(f"--column is for CSV files; {path} is an .npz file, whose "
+                             "sequences are its array X")
         return _read_npz(path, need_y=False)[0]
     return _read_sequences_csv(path, label_column, need_y=False)[0]
 
