@@ -41,7 +41,7 @@ from ._validation import (
     check_shape,
 )
 from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
-from .cells.compiled import check_settings, lstm_threads, matmul
+from .cells.compiled import CALLER, check_settings, lstm_threads, matmul
 from .cells.rnn import NONLINEARITIES
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase", "lengths_to_mask"]
@@ -574,30 +574,25 @@ class RNNBase(Module):
                     consume = self._rnn_chunk_gradients(sfx, w_ih, x_dir, c.h, dx)
                     _, dh0 = rnn_backward(d_out, dh_n, c, w_hh, consume, self._chunk_steps)
                 d_h0[idx] = dh0
-                if dgx is not None and threads is not None:  # the same GEMMs, split
-                    with threads:
-                        dx = self._lstm_gradients_threaded(threads, sfx, dgx, x_dir, c.h, w_ih,
-                                                           want_dx)
-                elif dgx is not None:  # one GEMM each over all T*B rows
+                if self.mode == "LSTM":  # one GEMM each, split where the pass ran threaded
+                    with threads or nullcontext():
+                        dx = self._lstm_gradients(threads or CALLER, sfx, dgx, x_dir, c.h, w_ih,
+                                                  want_dx)
+                elif dgx is not None:  # GRU: one GEMM each over all T*B rows
                     G = dgx.shape[-1]
                     dgx2 = dgx.reshape(T * B, G)
                     h_prev = c.h[:-1].reshape(T * B, R)
                     g = self.grads
                     g[f"weight_ih{sfx}"] += dgx2.T @ x_dir.reshape(T * B, -1)  # (G*H, D)
+                    # the recurrent side's n block is dn_pre * r
+                    dgh_n2 = dgh_n.reshape(T * B, H)
+                    g[f"weight_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].T @ h_prev  # (2H, H)
+                    g[f"weight_hh{sfx}"][2 * H:] += dgh_n2.T @ h_prev  # (H, H)
                     if self.bias:
-                        db = dgx2.sum(axis=0)  # b_hh's gradient reuses it (all or 2H of it)
+                        db = dgx2.sum(axis=0)  # b_hh's gradient reuses 2H of it
                         g[f"bias_ih{sfx}"] += db
-                    if self.mode == "GRU":  # the recurrent side's n block is dn_pre * r
-                        dgh_n2 = dgh_n.reshape(T * B, H)
-                        g[f"weight_hh{sfx}"][: 2 * H] += dgx2[:, : 2 * H].T @ h_prev  # (2H, H)
-                        g[f"weight_hh{sfx}"][2 * H:] += dgh_n2.T @ h_prev  # (H, H)
-                        if self.bias:
-                            g[f"bias_hh{sfx}"][: 2 * H] += db[: 2 * H]
-                            g[f"bias_hh{sfx}"][2 * H:] += dgh_n2.sum(axis=0)
-                    else:
-                        g[f"weight_hh{sfx}"] += dgx2.T @ h_prev  # (G*H, R)
-                        if self.bias:
-                            g[f"bias_hh{sfx}"] += db
+                        g[f"bias_hh{sfx}"][: 2 * H] += db[: 2 * H]
+                        g[f"bias_hh{sfx}"][2 * H:] += dgh_n2.sum(axis=0)
                     dx = None
                     if want_dx:
                         dx = np.matmul(dgx2, w_ih, out=workspace.empty((T * B, w_ih.shape[1]),
@@ -622,14 +617,15 @@ class RNNBase(Module):
             return d_input, (d_h0, d_c0)
         return d_input, d_h0
 
-    def _lstm_gradients_threaded(self, threads, sfx, dgates, x, h, w_ih, want_dx=True):
-        """The LSTM's weight and bias gradients and ``dx``, the GEMMs split over ``threads``.
+    def _lstm_gradients(self, threads, sfx, dgates, x, h, w_ih, want_dx=True):
+        """The LSTM's weight and bias gradients and ``dx``, one GEMM each over all T*B rows.
 
-        The same products as the one-thread code in :meth:`backward`: thread
-        ``i`` of ``n`` takes the i-th block of the 4H gate rows of ``dW_ih``,
-        ``dW_hh`` and the biases, then the i-th block of the T*B rows of ``dx
-        = dgates @ W_ih`` (in one hand-off: neither reads what the other
-        writes). Returns ``dx`` (T, B, D), or None without ``want_dx``.
+        Split over ``threads`` (a :class:`~rnnkit.cells.compiled.Threads`, or
+        ``compiled.CALLER`` for the calling thread alone): thread ``i`` of
+        ``n`` takes the i-th block of the 4H gate rows of ``dW_ih``, ``dW_hh``
+        and the biases, then the i-th block of the T*B rows of ``dx = dgates
+        @ W_ih`` (in one hand-off: neither reads what the other writes).
+        Returns ``dx`` (T, B, D), or None without ``want_dx``.
         """
         T, B, G = dgates.shape
         d2 = dgates.reshape(T * B, G)
