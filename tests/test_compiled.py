@@ -236,7 +236,7 @@ def _backward_all_paths(monkeypatch, dtype, c0, dc_n, mask=None, d_output=None):
     out = []
     for p in PATHS:
         use_path(monkeypatch, p)
-        th = compiled.lstm_threads(B, H, dtype)  # None but on the threaded path
+        th = compiled.lstm_threads(T, B, H, dtype)  # None but on the threaded path
         cache = lstm_forward(gx0.copy(), np.zeros((B, H), dtype), np.full((B, H), c0, dtype),
                              w_hh, mask, threads=th)
         with np.errstate(all="ignore"):
@@ -323,7 +323,7 @@ def test_row_blocks_and_remainders_match_numpy_path(monkeypatch, B, H):
     results = []
     for p in PATHS:
         use_path(monkeypatch, p)
-        th = compiled.lstm_threads(B, H, np.float64)
+        th = compiled.lstm_threads(T, B, H, np.float64)
         cache = lstm_forward(gx0.copy(), h0, np.ones((B, H)), w_hh, mask, threads=th)
         outputs = [cache.h.copy(), cache.c.copy()]
         results.append(outputs + list(lstm_backward(d_output, None, None, cache, w_hh,
@@ -412,7 +412,7 @@ def test_direct_calls_with_any_layout_agree_on_every_path(monkeypatch, case):
     for p in PATHS:
         use_path(monkeypatch, p)
         results.append(lstm_forward(gx.copy(order="K"), np.zeros((B, H)), np.zeros((B, H)), w,
-                                    bias=bias, threads=compiled.lstm_threads(B, H, w.dtype)).h)
+                                    bias=bias, threads=compiled.lstm_threads(T, B, H, w.dtype)).h)
     for other in results[:-1]:
         assert rel_error(other, results[-1]) < 1e-13
 
@@ -435,7 +435,7 @@ def test_a_nan_in_the_padding_never_reaches_the_gradients(monkeypatch, proj_size
     d_output = rng.standard_normal((T, B, proj_size or H)) * mask
     for p in ["numpy"] if proj_size else PATHS:  # a projection always takes the NumPy loop
         use_path(monkeypatch, p)
-        th = None if proj_size else compiled.lstm_threads(B, H, np.float64)
+        th = None if proj_size else compiled.lstm_threads(T, B, H, np.float64)
         cache = lstm_forward(gx0.copy(), np.zeros((B, proj_size or H)), np.zeros((B, H)), w_hh,
                              mask, w_hr, threads=th)
         assert np.isfinite(cache.h).all() and np.isfinite(cache.c).all()
@@ -500,35 +500,47 @@ def test_threaded_dispatch_rules(monkeypatch):
     monkeypatch.delenv("RNNKIT_THREADED", raising=False)
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        assert compiled.lstm_threads(128, 32, np.float32) is None  # outside a region
+        assert compiled.lstm_threads(50, 128, 32, np.float32) is None  # outside a region
         with compiled.parallel() as region:
             assert region.n == 2  # OpenBLAS's thread count on entry
-            assert compiled.lstm_threads(64, 32, np.float32) is region
-            assert compiled.lstm_threads(128, 256, np.float64) is region
-            assert compiled.lstm_threads(32, 32, np.float32) is None  # 16 rows a thread
-            assert compiled.lstm_threads(128, 512, np.float32) is None  # GEMM-bound
-            assert compiled.lstm_threads(128, 32, np.float16) is None
+            assert compiled.lstm_threads(50, 64, 32, np.float32) is region
+            assert compiled.lstm_threads(50, 128, 256, np.float64) is region
+            assert compiled.lstm_threads(50, 32, 32, np.float32) is None  # 16 rows a thread
+            # from 8 rows a thread where each thread's GEMMs take OpenBLAS's small-matrix
+            # kernels, outside the whole unroll's domain (B * H <= 1024), up to H = 128
+            monkeypatch.setattr(compiled, "SMALL_GEMM_CORES", (_blas().corename,))
+            assert compiled.lstm_threads(50, 32, 128, np.float32) is region
+            assert compiled.lstm_threads(50, 16, 128, np.float64) is region
+            assert compiled.lstm_threads(50, 14, 128, np.float32) is None  # 7 rows a thread
+            assert compiled.lstm_threads(50, 16, 64, np.float32) is None  # the whole unroll
+            assert compiled.lstm_threads(50, 32, 256, np.float32) is None
+            monkeypatch.setattr(compiled, "SMALL_GEMM_CORES", ())  # no small-matrix kernels
+            assert compiled.lstm_threads(50, 32, 128, np.float32) is None
+            assert compiled.lstm_threads(50, 128, 512, np.float32) is None  # GEMM-bound
+            assert compiled.lstm_threads(10, 64, 32, np.float32) is region
+            assert compiled.lstm_threads(9, 128, 32, np.float32) is None  # too few steps
+            assert compiled.lstm_threads(50, 128, 32, np.float16) is None
             monkeypatch.setenv("RNNKIT_COMPILED", "0")
-            assert compiled.lstm_threads(128, 32, np.float32) is None
+            assert compiled.lstm_threads(50, 128, 32, np.float32) is None
             monkeypatch.setenv("RNNKIT_COMPILED", "1")
             for off in ("0", "off", "No"):
                 monkeypatch.setenv("RNNKIT_THREADED", off)
-                assert compiled.lstm_threads(128, 32, np.float32) is None
+                assert compiled.lstm_threads(50, 128, 32, np.float32) is None
             monkeypatch.setenv("RNNKIT_THREADED", "1")
-            assert compiled.lstm_threads(128, 32, np.float32) is region
+            assert compiled.lstm_threads(50, 128, 32, np.float32) is region
         monkeypatch.setenv("RNNKIT_THREADED", "3")  # forced, region or not
-        assert compiled.lstm_threads(3, 1024, np.float32).n == 3
-        assert compiled.lstm_threads(2, 8, np.float32) is None  # fewer rows than threads
+        assert compiled.lstm_threads(50, 3, 1024, np.float32).n == 3
+        assert compiled.lstm_threads(50, 2, 8, np.float32) is None  # fewer rows than threads
         for bad in ("many", "-2"):
             monkeypatch.setenv("RNNKIT_THREADED", bad)
             with pytest.raises(ValueError, match="RNNKIT_THREADED must be 0 or 1"):
-                compiled.lstm_threads(128, 32, np.float32)
+                compiled.lstm_threads(50, 128, 32, np.float32)
             with pytest.raises(ValueError, match="thread count from 2 to 256"):
                 compiled.check_settings()
     monkeypatch.delenv("RNNKIT_THREADED")
     with threadpoolctl.threadpool_limits(1, user_api="blas"), compiled.parallel() as region:
         assert region is None  # threads stay matched with the user's setting
-        assert compiled.lstm_threads(128, 32, np.float32) is None
+        assert compiled.lstm_threads(50, 128, 32, np.float32) is None
 
 
 def test_parallel_region_sets_and_puts_back_openblas_threads():
@@ -587,7 +599,7 @@ def test_parallel_is_a_no_op_when_threads_are_off(monkeypatch):
     calls = []
     real = k.lstm_forward_rows
     monkeypatch.setattr(k, "lstm_forward_rows", lambda *a: calls.append(1) or real(*a))
-    x = np.zeros((3, 128, 4), np.float32)
+    x = np.zeros((10, 128, 4), np.float32)  # from THREADED_MIN_T steps
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         monkeypatch.setenv("RNNKIT_THREADED", "0")
         with compiled.parallel() as region:
@@ -785,7 +797,7 @@ def test_sequence_model_threads_its_lstm_by_itself(monkeypatch, task, bidirectio
         rows.append(args[2].shape[-2])
         return real(*args)
     monkeypatch.setattr(k, "lstm_forward_rows", spy)
-    x = np.random.default_rng(0).standard_normal((6, 64, 5)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((10, 64, 5)).astype(np.float32)
     results = []
     for setting in ("0", "1"):
         monkeypatch.setenv("RNNKIT_THREADED", setting)
@@ -812,7 +824,7 @@ def test_threaded_backward_takes_fortran_ordered_final_state_gradients(monkeypat
     results = []
     for p in ("threaded", "numpy"):
         use_path(monkeypatch, p)
-        th = compiled.lstm_threads(B, H, np.float64)
+        th = compiled.lstm_threads(T, B, H, np.float64)
         assert (th is not None) == (p == "threaded")
         cache = lstm_forward(gx0.copy(), np.zeros((B, H)), np.zeros((B, H)), w_hh, threads=th)
         results.append(lstm_backward(None, dh_n, dc_n, cache, w_hh, threads=th))
@@ -875,3 +887,51 @@ def test_weights_of_another_dtype_are_read_as_the_layers(monkeypatch, path, laye
     tol = 1e-5 if np.float32 in (layer_dtype, weight_dtype) else 1e-12
     for a, b in zip(*results):
         assert rel_error(a, b) < tol
+
+
+def test_gemm_rows_fit_openblas_small_matrix_kernels():
+    """Rows per BLAS call in the threads' loops: the largest multiple of 4 with rows * K * N
+    <= 100^3 (OpenBLAS's small-matrix kernels), where the library has them and that is at
+    least 4 rows and fewer than all; else one call."""
+    from types import SimpleNamespace
+
+    skx, other = SimpleNamespace(corename="SkylakeX"), SimpleNamespace(corename="Haswell")
+    assert compiled.gemm_rows(skx, 32, 128, 512) == 12  # 15 rows fit: 12
+    assert compiled.gemm_rows(skx, 64, 64, 256) == 60  # 61 fit
+    assert compiled.gemm_rows(skx, 32, 512, 128) == 12  # the backward GEMM: K = 4H, N = H
+    assert compiled.gemm_rows(skx, 8, 128, 512) == 8  # all fit
+    assert compiled.gemm_rows(skx, 64, 256, 1024) == 64  # 3 rows fit: slower than packing
+    assert compiled.gemm_rows(other, 32, 128, 512) == 32
+    assert compiled.gemm_rows(None, 32, 128, 512) == 32
+    assert compiled.gemm_rows(skx, 0, 128, 512) == 1
+
+
+@pytest.mark.parametrize("B", [14, 18, 26])
+@pytest.mark.parametrize("masked", [False, True])
+def test_threaded_gemms_in_row_blocks_match_numpy_path(monkeypatch, B, masked):
+    """The threads' per-step GEMMs in blocks of rows (here 4 at most: 7, 9 and 13 rows a
+    thread leave blocks of 4 and a last one of 3 or 1): the NumPy loops' numbers."""
+    from rnnkit.cells import lstm_backward, lstm_forward
+
+    blas = _blas()
+    H, T = 8, 5
+    monkeypatch.setattr(compiled, "SMALL_GEMM_CORES", (blas.corename,))
+    monkeypatch.setattr(compiled, "SMALL_GEMM_MNK", H * 4 * H * 5)
+    assert compiled.gemm_rows(blas, B // 2, H, 4 * H) == 4
+    rng = np.random.default_rng(B)
+    w_hh = rng.standard_normal((4 * H, H))
+    gx0 = rng.standard_normal((T, B, 4 * H))
+    mask = (np.arange(T)[:, None] < rng.integers(1, T + 1, B))[..., None] if masked else None
+    d_output = rng.standard_normal((T, B, H)) * (1 if mask is None else mask)
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    results = []
+    for p in ("threaded", "numpy"):
+        use_path(monkeypatch, p)
+        th = compiled.lstm_threads(T, B, H, np.float64)
+        assert (th is not None) == (p == "threaded")
+        cache = lstm_forward(gx0.copy(), h0, c0, w_hh, mask, threads=th)
+        outputs = [cache.h.copy(), cache.c.copy()]
+        results.append(outputs + list(lstm_backward(d_output, None, None, cache, w_hh,
+                                                    threads=th)))
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-12

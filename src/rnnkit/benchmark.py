@@ -157,7 +157,7 @@ def _pair(cell, B, T, H, D, torch):
     buf = np.empty_like(target)  # the loss gradient, reused like torch reuses its grad buffers
     # the LSTM runs in rnnkit.parallel() where its batch splits over the threads, as in
     # SequenceModel (the same rule); elsewhere that region would change nothing or slow it
-    region = (lambda: lstm_region(B, H, np.float32)) if cell == "lstm" else nullcontext
+    region = (lambda: lstm_region(T, B, H, np.float32)) if cell == "lstm" else nullcontext
 
     def ours_train():
         with region():

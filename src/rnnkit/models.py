@@ -219,15 +219,16 @@ class SequenceModel(Module):
         if e.ndim != 3:
             raise ValueError(f"SequenceModel: Expected x of shape (T, B) for token ids or "
                              f"(T, B, D) for features, got shape {np.shape(x)}")
-        with self._region(e.shape[1]):
+        with self._region(*e.shape[:2]):
             return self._forward(e, state, lengths)
 
-    def _region(self, B):
-        """``rnnkit.parallel()`` where the LSTM splits a batch of B over threads (the head's
-        GEMMs then split too, and no OpenBLAS worker spins next to them), else nothing."""
+    def _region(self, T, B):
+        """``rnnkit.parallel()`` where the LSTM splits a batch of B rows (T steps) over threads
+        (the head's GEMMs then split too, and no OpenBLAS worker spins next to them), else
+        nothing."""
         if self.cell != "lstm":
             return nullcontext()
-        return lstm_region(B, self.hidden_size, self.dtype)
+        return lstm_region(T, B, self.hidden_size, self.dtype)
 
     def _forward(self, e, state, lengths):
         out, state_n = self.rnn.forward(e, state, lengths=lengths)
@@ -282,7 +283,7 @@ class SequenceModel(Module):
             raise ValueError(f"SequenceModel.backward: Expected dy of the shape of y {want}, "
                              f"got {dy.shape}")
         dy = dy.astype(self.dtype, copy=False)
-        with self._region(B):
+        with self._region(T, B):
             d_e = self._backward(dy, state_n, input_grad or isinstance(self.encoder, Embedding))
         return d_e if input_grad else None
 

@@ -382,7 +382,7 @@ class RNNBase(Module):
                 Dk = x_dir.shape[-1]
                 idx = layer * K + k
                 if self.mode == "LSTM":
-                    threads = None if w_hr is not None else lstm_threads(B, H, self.dtype)
+                    threads = None if w_hr is not None else lstm_threads(T, B, H, self.dtype)
                     with threads or nullcontext():  # the projection's rows split too
                         gx = workspace.empty((T * B, w_ih.shape[0]), self.dtype)
                         matmul(threads, x_dir.reshape(T * B, Dk), w_ih.T, gx)
@@ -555,7 +555,7 @@ class RNNBase(Module):
                 threads = None
                 if self.mode == "LSTM":
                     dc_n = None if dstates[1] is None else dstates[1][idx]
-                    threads = None if w_hr is not None else lstm_threads(B, H, self.dtype)
+                    threads = None if w_hr is not None else lstm_threads(T, B, H, self.dtype)
                     with threads or nullcontext():
                         res = lstm_backward(d_out, dh_n, dc_n, c, w_hh, w_hr, threads=threads)
                     dgx, dh0, dc0 = res[:3]

@@ -25,12 +25,13 @@ import threading
 
 import numpy as np
 
-# (GEMM float32, GEMM float64, set threads, get threads) in each naming of NumPy's wheels
+# (GEMM float32, GEMM float64, set threads, get threads, core name) in each naming of
+# NumPy's wheels
 _NAMES = (
     ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "scipy_openblas_set_num_threads64_",
-     "scipy_openblas_get_num_threads64_"),
+     "scipy_openblas_get_num_threads64_", "scipy_openblas_get_corename64_"),
     ("cblas_sgemm64_", "cblas_dgemm64_", "openblas_set_num_threads64_",
-     "openblas_get_num_threads64_"),
+     "openblas_get_num_threads64_", "openblas_get_corename64_"),
 )
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enum values
 
@@ -48,6 +49,10 @@ class OpenBLAS:
     sgemm, dgemm : int
         Addresses of ``cblas_sgemm`` and ``cblas_dgemm`` (64-bit integer
         arguments).
+    corename : str
+        The kernels OpenBLAS chose for this CPU (``"SkylakeX"``, ``"Haswell"``,
+        ...), as ``threadpoolctl`` reports them; empty if the library does
+        not say.
     """
 
     def __init__(self, path, lib, names):
@@ -58,6 +63,11 @@ class OpenBLAS:
         self._set.argtypes, self._set.restype = [ctypes.c_int], None
         self._get = getattr(lib, names[3])
         self._get.argtypes, self._get.restype = [], ctypes.c_int
+        self.corename = ""
+        if hasattr(lib, names[4]):
+            corename = getattr(lib, names[4])
+            corename.argtypes, corename.restype = [], ctypes.c_char_p
+            self.corename = (corename() or b"").decode("ascii", "replace")
 
     def get_num_threads(self):
         """The number of threads OpenBLAS's GEMM runs on now."""
@@ -94,6 +104,6 @@ def _load():
         except OSError:
             continue
         for names in _NAMES:
-            if all(hasattr(lib, name) for name in names):
+            if all(hasattr(lib, name) for name in names[:4]):  # the core name may be absent
                 return OpenBLAS(path, lib, names)
     return None

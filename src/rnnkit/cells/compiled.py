@@ -31,22 +31,28 @@ forward. The NumPy loops stay the reference; the paths agree to round-off
 evaluated by ``rnnkit.cells._compiled_kernels``), which the tests check.
 
 Threads. Batch rows never meet in the recurrence, so inside a
-:func:`parallel` region (which ``SequenceModel`` opens by itself), from 32
-rows a thread (``THREADED_MIN_ROWS``) and up to H = 256
-(``THREADED_MAX_H``), each of the region's threads (by default as many as
-OpenBLAS has: two on the project's machine) runs the whole unroll over its
-own part of the batch, calling NumPy's OpenBLAS from the compiled loop for
-its per-step GEMM (:mod:`rnnkit.cells._blas`), and the layer's other GEMMs
-are split likewise (:class:`Threads`). OpenBLAS itself is set
-to one thread meanwhile: after a multi-threaded call its workers spin for
-about 0.1 s (2^28 cycles) before they sleep, and one spinning on a core
-that our second thread needs made the split no faster at all. Measured
-(whole training step, 2 threads against 1): 0.72-0.85x at B = 128 with H =
-32-128, 0.96x at H = 256; no gain at H = 512 (one-thread GEMMs of 64 rows
-are slower than OpenBLAS's two threads on 128) nor at B = 32 (16 rows a
-thread: 1.05-1.15x, the GEMMs of 16 rows run at about 40 GFLOP/s and each
-hand-off to the pool costs about 50 us). The rows' results are those of
-the one-thread loops to round-off (the GEMMs see fewer rows).
+:func:`parallel` region (which ``SequenceModel`` opens by itself), from 10
+steps (``THREADED_MIN_T``), 32 rows a thread (``THREADED_MIN_ROWS``) and up
+to H = 256 (``THREADED_MAX_H``), each of the region's threads (by default
+as many as OpenBLAS has: two on the project's machine) runs the whole
+unroll over its own part of the batch, calling NumPy's OpenBLAS from the
+compiled loop for its per-step GEMM (:mod:`rnnkit.cells._blas`), and the
+layer's other GEMMs are split likewise (:class:`Threads`). OpenBLAS itself
+is set to one thread meanwhile: after a multi-threaded call its workers
+spin for about 0.1 s (2^28 cycles) before they sleep, and one spinning on
+a core that our second thread needs made the split no faster at all.
+Each thread calls the GEMM on blocks of its rows small enough for
+OpenBLAS's small-matrix kernels (``SMALL_GEMM_MNK``, on its AVX-512 cores),
+which skip the packing of W_hh that every larger call repeats; there the
+batch splits from 8 rows a thread (``THREADED_SMALL_MIN_ROWS``) up to H =
+128, where the whole unroll does not run. Measured (whole training step,
+2 threads against 1): 0.72-0.85x at B = 128 with H = 32-128, 0.96x at H =
+256, and with the row blocks 0.93x more at B = 128, H = 128; at B = 32, H
+= 128 0.80x (T = 50) and 0.75x (T = 200), at B = 16 0.70x; no gain at H =
+512 (one-thread GEMMs of 64 rows are slower than OpenBLAS's two threads on
+128) nor at T = 5 (1.2-1.45x: each hand-off to the pool costs about 50
+us). The rows' results are those of the one-thread loops to round-off (the
+GEMMs see fewer rows).
 
 OpenBLAS's thread count is one setting for the process: inside a region,
 NumPy GEMMs that other threads of the program call run on one thread. The
@@ -87,6 +93,25 @@ COLUMN_MAJOR_MIN_H = 256
 # loop): from this many rows per thread, up to this hidden size
 THREADED_MIN_ROWS = 32
 THREADED_MAX_H = 256
+# below, the hand-offs to the threads (about 50 us each) cost more than the split gains: a
+# training step at T = 5 was 1.2x (B = 32, H = 128) to 1.45x (B = 128, H = 32) slower split
+THREADED_MIN_T = 10
+# OpenBLAS's small-matrix GEMM kernels (those of its AVX-512 cores) compute a product of at
+# most 100^3 multiply-adds (M*N*K) straight from the operands on the calling thread; above,
+# every call packs W_hh into OpenBLAS's own layout first. On one thread, per row of a per-step
+# LSTM GEMM at H = 128: 1.25-1.3 us in blocks of 8-12 rows, against 2.1 at 16 rows and 1.7 at
+# 32 (float64: 2.6 against 3.5 and 3.0); H = 160: 1.9 against 2.4 at 32; H = 64: 0.31 against
+# 0.37 at 64. So the threads' loops call BLAS on blocks of rows that fit (gemm_rows), and from
+# THREADED_SMALL_MIN_ROWS rows a thread the batch splits where the whole unroll does not run
+# (B * H > max_units()) up to THREADED_SMALL_MAX_H: a training step at B = 32, H = 128 0.80x
+# (T = 50) and 0.75x (T = 200); B = 16, H = 128 0.70x; B = 16, H = 256 (3-row blocks, no
+# faster than packing) 1.13-1.22x, and inside the whole unroll's domain (B = 16, H = 32-64 at
+# T = 50) 1.1-1.5x
+SMALL_GEMM_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+SMALL_GEMM_MNK = 100 ** 3
+SMALL_GEMM_MIN_ROWS = 4
+THREADED_SMALL_MIN_ROWS = 8
+THREADED_SMALL_MAX_H = 128
 # the forward pass's per-step GEMM reads a contiguous copy of W_hh^T (NN) instead of W_hh
 # transposed in place (NT) from this many rows and steps: OpenBLAS runs NN 1.1-1.5x faster
 # (B=32, H=128: 33 vs 49 us on 2 threads; B=64 rows on one thread: 94 vs 121 us; B=128,
@@ -209,6 +234,9 @@ def lstm_kernels(B, H, dtype, threads=None):
     if threads is None and whole and kernels.BLAS is not None and blas_loop(B, H):
         threads = CALLER
     if threads is not None:  # the BLAS loop, over the rows of each thread
+        def block_rows(rows):  # per BLAS call: OpenBLAS's own threads take a whole step
+            return rows if threads is CALLER else gemm_rows(threads.blas, rows, H, 4 * H)
+
         def forward_blas(gx, h, c, tanh_c, w_hh, mask, bias):
             T, _, G = gx.shape
             w_hh = np.ascontiguousarray(w_hh, dtype=gx.dtype)  # BLAS reads it as gx's dtype
@@ -224,7 +252,7 @@ def lstm_kernels(B, H, dtype, threads=None):
                 kernels.lstm_forward_rows(gx[:, lo:hi], h[:, lo:hi], c[:, lo:hi],
                                           tanh_c[:, lo:hi], w, is_w_hh,
                                           None if mask is None else mask[:, lo:hi], bias,
-                                          gh[lo:hi])
+                                          gh[lo:hi], block_rows(hi - lo))
             threads.run(part, B)
 
         def backward_blas(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
@@ -239,7 +267,8 @@ def lstm_kernels(B, H, dtype, threads=None):
                                            dh[lo:hi], dc[lo:hi], gates[:, lo:hi],
                                            c[:, lo:hi], tanh_c[:, lo:hi], w_hh,
                                            None if mask is None else mask[:, lo:hi],
-                                           dh_in[lo:hi], keep[lo:hi], one)
+                                           dh_in[lo:hi], keep[lo:hi], one,
+                                           block_rows(hi - lo))
             threads.run(part, B)
 
         return forward_blas, backward_blas
@@ -550,15 +579,23 @@ def current_threads():
     return region if isinstance(region, Threads) else None
 
 
-def lstm_threads(B, H, dtype):
+def lstm_threads(T, B, H, dtype):
     """The :class:`Threads` an LSTM layer's pass should use, or None for one thread.
 
-    Inside a :func:`parallel` region, those of the region when each thread
-    gets at least ``THREADED_MIN_ROWS`` batch rows and ``H <=
-    THREADED_MAX_H`` (with numba, float32/float64, and NumPy's bundled
-    OpenBLAS). ``RNNKIT_THREADED=0`` (or false, off, no) turns threads off;
-    an integer N >= 2 uses N threads whenever ``B >= N``, region or not (for
-    tests and experiments).
+    Inside a :func:`parallel` region, those of the region where the pass
+    pays to split (with numba, float32/float64, and NumPy's bundled
+    OpenBLAS): from ``THREADED_MIN_T`` steps, ``H <= THREADED_MAX_H`` and
+    ``THREADED_MIN_ROWS`` batch rows a thread, or from
+    ``THREADED_SMALL_MIN_ROWS`` rows where the threads' GEMMs take OpenBLAS's
+    small-matrix kernels (see ``SMALL_GEMM_MNK``). ``RNNKIT_THREADED=0`` (or
+    false, off, no) turns threads off; an integer N >= 2 uses N threads
+    whenever ``B >= N``, region or not (for tests and experiments).
+
+    Parameters
+    ----------
+    T, B, H : int
+        Steps, batch size and hidden size of the pass.
+    dtype : numpy dtype
 
     Raises
     ------
@@ -572,18 +609,18 @@ def lstm_threads(B, H, dtype):
     if forced is not None:
         return Threads(blas, forced) if B >= forced else None
     region = current_threads()
-    return region if region is not None and _splits(B, H, region.n) else None
+    return region if region is not None and _splits(T, B, H, region.n, blas) else None
 
 
-def lstm_region(B, H, dtype):
-    """:func:`parallel` where an LSTM pass of this size would split its batch, else a null
-    context (also inside any region already, one of one thread included): what
-    ``SequenceModel`` enters around its passes."""
+def lstm_region(T, B, H, dtype):
+    """:func:`parallel` where an LSTM pass of T steps, B rows and H units would split its
+    batch, else a null context (also inside any region already, one of one thread
+    included): what ``SequenceModel`` enters around its passes."""
     if _region.get() is not None or threads_setting() is not None:
         return contextlib.nullcontext()
     blas = _openblas(dtype)
     n = 1 if blas is None else blas.get_num_threads()
-    return parallel(n) if _splits(B, H, n) else contextlib.nullcontext()
+    return parallel(n) if _splits(T, B, H, n, blas) else contextlib.nullcontext()
 
 
 def _openblas(dtype):
@@ -595,9 +632,34 @@ def _openblas(dtype):
     return None if kernels is None else kernels.BLAS
 
 
-def _splits(B, H, n):
-    """True where an LSTM pass of B rows and H units pays to split over n threads."""
-    return n >= 2 and B // n >= THREADED_MIN_ROWS and H <= THREADED_MAX_H
+def _splits(T, B, H, n, blas):
+    """True where an LSTM pass of T steps, B rows and H units pays to split over n threads."""
+    if n < 2 or H > THREADED_MAX_H or T < THREADED_MIN_T:
+        return False
+    rows = B // n
+    if rows >= THREADED_MIN_ROWS:
+        return True
+    return (rows >= THREADED_SMALL_MIN_ROWS and H <= THREADED_SMALL_MAX_H
+            and B * H > max_units() and small_gemm(blas))
+
+
+def small_gemm(blas):
+    """True where NumPy's OpenBLAS (an :class:`rnnkit.cells._blas.OpenBLAS`) has the
+    small-matrix GEMM kernels (``SMALL_GEMM_CORES``)."""
+    return blas is not None and blas.corename in SMALL_GEMM_CORES
+
+
+def gemm_rows(blas, rows, K, N):
+    """Rows per BLAS call for a one-thread GEMM of ``rows`` rows by a (K, N) matrix.
+
+    Blocks that OpenBLAS's small-matrix kernels take (``rows * K * N <=
+    SMALL_GEMM_MNK``, a multiple of 4 rows, at least ``SMALL_GEMM_MIN_ROWS``)
+    where it has them, else all ``rows`` in one call.
+    """
+    fit = SMALL_GEMM_MNK // (K * N) // 4 * 4
+    if small_gemm(blas) and SMALL_GEMM_MIN_ROWS <= fit < rows:
+        return fit
+    return max(rows, 1)
 
 
 def threads_setting():
