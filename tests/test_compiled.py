@@ -935,3 +935,34 @@ def test_threaded_gemms_in_row_blocks_match_numpy_path(monkeypatch, B, masked):
                                                     threads=th)))
     for a, b in zip(*results):
         assert rel_error(a, b) < 1e-12
+
+
+def test_matrix_vector_rule():
+    """One GEMV a row from 2 to MATRIX_VECTOR_MAX_B rows and from MATRIX_VECTOR_MIN_H units."""
+    B, H = compiled.MATRIX_VECTOR_MAX_B, compiled.MATRIX_VECTOR_MIN_H
+    assert compiled.matrix_vector(2, H) and compiled.matrix_vector(B, 4 * H)
+    assert not compiled.matrix_vector(1, H)  # one row: OpenBLAS's GEMM is a GEMV already
+    assert not compiled.matrix_vector(B + 1, H)
+    assert not compiled.matrix_vector(2, H - 1)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_matrix_vector_steps_match_numpy_path(monkeypatch, masked):
+    """The per-step path with one GEMV a row (forward on W_hh, backward on W_hh^T's copy):
+    the NumPy loops' numbers, padded rows included."""
+    calls = []
+    real = compiled._matvecs
+    monkeypatch.setattr(compiled, "_matvecs", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(compiled, "MATRIX_VECTOR_MIN_H", 8)
+    results = []
+    for p in ("steps", "numpy"):
+        use_path(monkeypatch, p)
+        m = LSTM(3, 8, dtype=np.float64, rng=0)
+        x = np.random.default_rng(1).standard_normal((5, 4, 3))
+        lengths = np.array([5, 2, 4, 1]) if masked else None
+        out, (h_n, c_n) = m(x, lengths=lengths)
+        dx, (dh0, dc0) = m.backward(np.sin(out), (np.cos(h_n), np.sin(c_n)))
+        results.append([out, h_n, c_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])
+    assert len(calls) == 2 * 5  # forward and backward, every step, on the "steps" path only
+    for a, b in zip(*results):
+        assert rel_error(a, b) < 1e-13

@@ -12,13 +12,17 @@ compiled, in one of three forms:
 - above that, each step is NumPy's GEMM (its BLAS, its threads) followed by
   one compiled call that does all of the step's elementwise work in a few
   passes (the bias add, the activations, the cell and hidden state; in the
-  backward pass the gate derivatives);
+  backward pass the gate derivatives); from 2 to 6 rows with H >= 384 the
+  GEMM is one matrix-vector product a row (``MATRIX_VECTOR_*``), which
+  streams W_hh once where a GEMM of a few rows first copies all of it into
+  OpenBLAS's packed layout;
 - the whole unroll as one call that calls NumPy's OpenBLAS for each step's
   GEMM (``BLAS_LOOP_*``: 2 to 32 rows, H from 16 to 128, where OpenBLAS's
   two threads beat the plain loops: a step 0.64-0.87x on the project's
   machine; they lost at B = 64, H = 16 and B = 4, H = 256, and tie at B = 1);
-- from 64 batch rows (on two threads) up to H = 256, the batch split over
-  threads, each running that BLAS loop over its own rows (below).
+- from 64 batch rows (on two threads) up to H = 256, or from 16 up to H =
+  128, the batch split over threads, each running that BLAS loop over its
+  own rows (below).
 
 Measured on the project's 2-core machine (a whole float32 training step,
 input size 32, T = 50, against the same step on the NumPy loops): 0.45x at
@@ -96,6 +100,14 @@ THREADED_MAX_H = 256
 # below, the hand-offs to the threads (about 50 us each) cost more than the split gains: a
 # training step at T = 5 was 1.2x (B = 32, H = 128) to 1.45x (B = 128, H = 32) slower split
 THREADED_MIN_T = 10
+# from 2 to this many rows and from this hidden size, the per-step GEMMs (between NumPy's
+# GEMMs and the compiled elementwise steps) are one matrix-vector product a row (OpenBLAS's
+# GEMV, on its threads): a GEMM of a few rows packs W_hh (4 MB at H = 512) in every call,
+# where GEMV streams it once. Training step against the GEMMs: B = 2, H = 512 0.62x, H = 1024
+# 0.48x; B = 4 0.86x and 0.71x; B = 6 0.87-0.90x; but B = 8 1.07x, and below H = 384 (W_hh
+# nearer the core) 1.4-1.8x slower
+MATRIX_VECTOR_MAX_B = 6
+MATRIX_VECTOR_MIN_H = 384
 # OpenBLAS's small-matrix GEMM kernels (those of its AVX-512 cores) compute a product of at
 # most 100^3 multiply-adds (M*N*K) straight from the operands on the calling thread; above,
 # every call packs W_hh into OpenBLAS's own layout first. On one thread, per row of a per-step
@@ -215,8 +227,9 @@ def lstm_kernels(B, H, dtype, threads=None):
         rows. Otherwise, up to ``max_units()`` units (``B * H``, with ``H <=
         256``) the whole unroll is one compiled call: the BLAS loop where
         :func:`blas_loop` says so, else the loop with plain-loop products;
-        above, each step is NumPy's GEMM followed by one compiled call for
-        all of the step's elementwise work.
+        above, each step is NumPy's GEMM (one GEMV a row where
+        :func:`matrix_vector` says so) followed by one compiled call for all
+        of the step's elementwise work.
     """
     if not enabled():
         return None
@@ -284,14 +297,21 @@ def lstm_kernels(B, H, dtype, threads=None):
 
         return forward, backward
 
-    order = "F" if column_major(B, H) else "C"
+    rowwise = matrix_vector(B, H)
+    order = "F" if column_major(B, H) and not rowwise else "C"
 
     def forward_steps(gx, h, c, tanh_c, w_hh, mask, bias):
         T, B, G = gx.shape
         gh = np.empty((B, G), gx.dtype, order=order)
-        w_hh_T = gemm_weight(w_hh, B, T) if order == "C" else w_hh.T
+        if rowwise:  # gh[b] = W_hh h_b, one GEMV a row
+            w_hh = np.ascontiguousarray(w_hh)
+        else:
+            w_hh_T = gemm_weight(w_hh, B, T) if order == "C" else w_hh.T
         for t in range(T):
-            np.matmul(h[t], w_hh_T, out=gh)
+            if rowwise:
+                _matvecs(w_hh, h[t], gh)
+            else:
+                np.matmul(h[t], w_hh_T, out=gh)
             kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t], h[t + 1],
                                       None if mask is None else mask[t])
 
@@ -299,19 +319,35 @@ def lstm_kernels(B, H, dtype, threads=None):
         keep = np.empty_like(dh)
         dh_in = np.empty(dh.shape, dh.dtype, order=order)  # the GEMM's output
         np.copyto(dh_in, dh)
-        # column-major output: W_hh read as the transpose of a contiguous W_hh^T is faster
-        w_hh_T = transposed(w_hh) if order == "F" else w_hh.T
+        # column-major output: W_hh read as the transpose of a contiguous W_hh^T is faster;
+        # one GEMV a row: on a contiguous W_hh^T (0.7x W_hh read transposed, at B = 4, H = 1024)
+        w_hh_T = transposed(w_hh) if order == "F" or rowwise else w_hh.T
         for t in range(gates.shape[0] - 1, -1, -1):
             valid = None if mask is None else mask[t]
             padded = kernels.lstm_backward_step(None if d_output is None else d_output[t], dh_in,
                                                 dh, dc, gates[t], c[t], tanh_c[t], valid, keep,
                                                 one)
-            np.matmul(gates[t], w_hh_T.T, out=dh_in)  # dh_prev = dgates @ W_hh
+            if rowwise:  # dh_prev[b] = W_hh^T dgates_b
+                _matvecs(w_hh_T, gates[t], dh_in)
+            else:
+                np.matmul(gates[t], w_hh_T.T, out=dh_in)  # dh_prev = dgates @ W_hh
             if padded:
                 np.copyto(dh_in, keep, where=~valid[:, None])
         np.copyto(dh, dh_in)
 
     return forward_steps, backward_steps
+
+
+def _matvecs(w, x, out):
+    """``out[b] = w @ x[b]`` for each row of ``x``: NumPy's matrix-vector product (BLAS GEMV)."""
+    for b in range(x.shape[0]):
+        np.matmul(w, x[b], out=out[b])
+
+
+def matrix_vector(B, H):
+    """True where the per-step LSTM GEMMs run as one matrix-vector product a row
+    (``MATRIX_VECTOR_*``)."""
+    return 2 <= B <= MATRIX_VECTOR_MAX_B and H >= MATRIX_VECTOR_MIN_H
 
 
 def gemm_weight(w, B, T):
