@@ -938,16 +938,16 @@ def test_threaded_gemms_in_row_blocks_match_numpy_path(monkeypatch, B, masked):
 
 
 def test_matrix_vector_rule():
-    """One GEMV a row from 2 to MATRIX_VECTOR_MAX_B rows and from MATRIX_VECTOR_MIN_H units."""
+    """One GEMV a row up to MATRIX_VECTOR_MAX_B rows and from MATRIX_VECTOR_MIN_H units."""
     B, H = compiled.MATRIX_VECTOR_MAX_B, compiled.MATRIX_VECTOR_MIN_H
-    assert compiled.matrix_vector(2, H) and compiled.matrix_vector(B, 4 * H)
-    assert not compiled.matrix_vector(1, H)  # one row: OpenBLAS's GEMM is a GEMV already
+    assert compiled.matrix_vector(1, H) and compiled.matrix_vector(B, 4 * H)
     assert not compiled.matrix_vector(B + 1, H)
     assert not compiled.matrix_vector(2, H - 1)
 
 
+@pytest.mark.parametrize("B", [1, 4])
 @pytest.mark.parametrize("masked", [False, True])
-def test_matrix_vector_steps_match_numpy_path(monkeypatch, masked):
+def test_matrix_vector_steps_match_numpy_path(monkeypatch, B, masked):
     """The per-step path with one GEMV a row (forward on W_hh, backward on W_hh^T's copy):
     the NumPy loops' numbers, padded rows included."""
     calls = []
@@ -958,8 +958,8 @@ def test_matrix_vector_steps_match_numpy_path(monkeypatch, masked):
     for p in ("steps", "numpy"):
         use_path(monkeypatch, p)
         m = LSTM(3, 8, dtype=np.float64, rng=0)
-        x = np.random.default_rng(1).standard_normal((5, 4, 3))
-        lengths = np.array([5, 2, 4, 1]) if masked else None
+        x = np.random.default_rng(1).standard_normal((5, B, 3))
+        lengths = np.array({1: [3], 4: [5, 2, 4, 1]}[B]) if masked else None
         out, (h_n, c_n) = m(x, lengths=lengths)
         dx, (dh0, dc0) = m.backward(np.sin(out), (np.cos(h_n), np.sin(c_n)))
         results.append([out, h_n, c_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])

@@ -12,7 +12,7 @@ compiled, in one of three forms:
 - above that, each step is NumPy's GEMM (its BLAS, its threads) followed by
   one compiled call that does all of the step's elementwise work in a few
   passes (the bias add, the activations, the cell and hidden state; in the
-  backward pass the gate derivatives); from 2 to 6 rows with H >= 384 the
+  backward pass the gate derivatives); up to 6 rows with H >= 384 the
   GEMM is one matrix-vector product a row (``MATRIX_VECTOR_*``), which
   streams W_hh once where a GEMM of a few rows first copies all of it into
   OpenBLAS's packed layout;
@@ -100,12 +100,14 @@ THREADED_MAX_H = 256
 # below, the hand-offs to the threads (about 50 us each) cost more than the split gains: a
 # training step at T = 5 was 1.2x (B = 32, H = 128) to 1.45x (B = 128, H = 32) slower split
 THREADED_MIN_T = 10
-# from 2 to this many rows and from this hidden size, the per-step GEMMs (between NumPy's
-# GEMMs and the compiled elementwise steps) are one matrix-vector product a row (OpenBLAS's
-# GEMV, on its threads): a GEMM of a few rows packs W_hh (4 MB at H = 512) in every call,
-# where GEMV streams it once. Training step against the GEMMs: B = 2, H = 512 0.62x, H = 1024
+# up to this many rows and from this hidden size, the per-step GEMMs (between NumPy's GEMMs
+# and the compiled elementwise steps) are one matrix-vector product a row (OpenBLAS's GEMV,
+# on its threads): a GEMM of a few rows packs W_hh (4 MB at H = 512) in every call, where
+# GEMV streams it once. Training step against the GEMMs: B = 2, H = 512 0.62x, H = 1024
 # 0.48x; B = 4 0.86x and 0.71x; B = 6 0.87-0.90x; but B = 8 1.07x, and below H = 384 (W_hh
-# nearer the core) 1.4-1.8x slower
+# nearer the core) 1.4-1.8x slower. At B = 1 the forward GEMM was a GEMV already; the
+# backward's, on a contiguous W_hh^T, is 0.84-0.93x the step (1.02x at H = 1024, T = 50,
+# where the 2.9 ms copy of W_hh^T weighs more)
 MATRIX_VECTOR_MAX_B = 6
 MATRIX_VECTOR_MIN_H = 384
 # OpenBLAS's small-matrix GEMM kernels (those of its AVX-512 cores) compute a product of at
@@ -346,8 +348,8 @@ def _matvecs(w, x, out):
 
 def matrix_vector(B, H):
     """True where the per-step LSTM GEMMs run as one matrix-vector product a row
-    (``MATRIX_VECTOR_*``)."""
-    return 2 <= B <= MATRIX_VECTOR_MAX_B and H >= MATRIX_VECTOR_MIN_H
+    (up to ``MATRIX_VECTOR_MAX_B`` rows, from ``MATRIX_VECTOR_MIN_H`` units)."""
+    return 1 <= B <= MATRIX_VECTOR_MAX_B and H >= MATRIX_VECTOR_MIN_H
 
 
 def gemm_weight(w, B, T):
