@@ -445,10 +445,14 @@ def _machine(torch, threadpool_info):
                  f"OpenBLAS per step from {compiled.BLAS_LOOP_MIN_B} to "
                  f"{compiled.BLAS_LOOP_MAX_B} rows, H {compiled.BLAS_LOOP_MIN_H} to "
                  f"{compiled.BLAS_LOOP_MAX_H}), compiled elementwise steps between NumPy's "
-                 "GEMMs above; in rnnkit.parallel() the batch split over the threads from "
-                 f"{compiled.THREADED_MIN_ROWS} rows a thread up to H = "
-                 f"{compiled.THREADED_MAX_H}; forward GEMMs on a contiguous W_hh^T from "
-                 f"{compiled.TRANSPOSED_MIN_B} rows and {compiled.TRANSPOSED_MIN_T} steps")
+                 f"GEMMs above (one GEMV a row up to {compiled.MATRIX_VECTOR_MAX_B} rows from "
+                 f"H = {compiled.MATRIX_VECTOR_MIN_H}); in rnnkit.parallel() the batch split over the threads from "
+                 f"{compiled.THREADED_MIN_T} steps and {compiled.THREADED_MIN_ROWS} rows a "
+                 f"thread up to H = {compiled.THREADED_MAX_H}, or "
+                 f"{compiled.THREADED_SMALL_MIN_ROWS} rows up to H = "
+                 f"{compiled.THREADED_SMALL_MAX_H} where each thread's GEMMs run on OpenBLAS's "
+                 "small-matrix kernels in row blocks; forward GEMMs on a contiguous W_hh^T "
+                 f"from {compiled.TRANSPOSED_MIN_B} rows and {compiled.TRANSPOSED_MIN_T} steps")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
@@ -586,10 +590,9 @@ SHORTFALL = (
     "(OpenBLAS ran h @ W_hh.T read in place 1.1-1.5x slower, and 4-7x at 4-8 rows). At "
     "B = 128 with H <= 256 rnnkit splits the batch over its two threads (rnnkit.parallel, "
     "which SequenceModel enters by itself): each runs the whole unroll for its rows and "
-    "calls OpenBLAS on one thread from the compiled loop. At B = 32 the split does not pay "
-    "at T = 50 (16 rows a thread, and each hand-off to the pool costs about 50 us), so "
-    "there rnnkit runs OpenBLAS's GEMM on both cores and its elementwise kernel on one. "
-    "From H = 512 the step is GEMM-bound (see the GEMM throughput below) and OpenBLAS "
+    "calls OpenBLAS on one thread from the compiled loop, on blocks of rows small enough "
+    "for OpenBLAS's small-matrix kernels (no packing of W_hh; up to H = 128); so at B = 32 "
+    "too, 16 rows a thread. From H = 512 the step is GEMM-bound (see the GEMM throughput below) and OpenBLAS "
     "re-packs W_hh (16 MB at H = 1024) in every per-step GEMM. Each block starts after an "
     "idle pause, since OpenBLAS's threads spin about 0.1 s after a call (tables before "
     "2026-11-30 timed PyTorch while they spun). Tried and dropped: a gates-major (4H, T, B) "
