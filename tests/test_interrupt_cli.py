@@ -147,6 +147,28 @@ def test_sigint_and_sigterm_then_resume_is_bit_identical(text_file, tmp_path, re
                      f"checkpoint after stops at steps {steps}")
 
 
+def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(text_file, tmp_path,
+                                                                 reference):
+    """SIGKILL leaves no time to save: the checkpoint of every --checkpoint-every steps is
+    what survives, and the run resumed from it ends bit for bit as the uninterrupted one."""
+    out = tmp_path / "run"
+    proc = start([str(text_file), *ARGS, "--checkpoint-every", "40", "--out", str(out)],
+                 tmp_path)
+    wait_for_line(proc, rf"^step 150/{STEPS} ")
+    proc.kill()
+    proc.communicate(timeout=60)
+    _, state = load_checkpoint(out / "checkpoint.safetensors")
+    step = state["position"]["step"]
+    assert step % 40 == 0 and 120 <= step < STEPS
+    code, stdout, stderr = finish(start(["--resume", str(out), "--no-progress",
+                                         "--sample-length", "0"], tmp_path))
+    assert code == 0, stderr
+    assert f"at step {step}/{STEPS}" in stdout
+    model_ref, ckpt_ref = reference
+    assert_same_bits(arrays(out / "model.safetensors"), model_ref, f"model after a kill at {step}")
+    assert_same_bits(arrays(out / "checkpoint.safetensors"), ckpt_ref, "final checkpoint")
+
+
 def test_an_absurd_learning_rate_stops_with_the_step_and_a_good_checkpoint(text_file,
                                                                            tmp_path):
     out = tmp_path / "run"

@@ -44,6 +44,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+CHECKPOINT_EVERY = 100  # steps between the text task's checkpoints (about 4 MB each)
+
+
 def build_parser():
     parser = _Parser(
         prog="rnnkit",
@@ -110,6 +113,10 @@ def build_parser():
                    help="the last part of the text held out for validation (at most 0.5)")
     g.add_argument("--eval-every", type=non_negative_int, default=250,
                    help="validate every N steps (0: once per epoch)")
+    g.add_argument("--checkpoint-every", type=non_negative_int, default=None, metavar="N",
+                   help=f"also save the checkpoint every N steps, so that a run killed "
+                        f"outright resumes from there (default {CHECKPOINT_EVERY}; 0: only "
+                        "at the end and on Ctrl-C/SIGTERM)")
     g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of initialization, dropout and sampling")
     g.add_argument("--out", metavar="DIR",
@@ -278,6 +285,8 @@ def _cmd_train(args):
         epochs=None if steps else args.epochs,
         max_steps=steps, lr_schedule=args.schedule, min_lr=args.lr / 10,
         warmup_steps=0, eval_every=args.eval_every, max_eval_batches=None,
+        checkpoint_every=(CHECKPOINT_EVERY if args.checkpoint_every is None
+                          else args.checkpoint_every),
         seed=args.seed, progress=not args.no_progress)
     try:
         result = train_char_model(text, settings, config, out_dir=args.out, source=source,

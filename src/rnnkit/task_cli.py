@@ -175,7 +175,7 @@ _FORECAST_ONLY = ("window", "horizon", "strategy", "transform", "season")
 _CLASSIFY_ONLY = ("scale", "data_option")
 _TASK_ONLY = ("data", "column", "test_size", "max_iter", "alpha", "tol", "n_iter_no_change",
               "early_stopping", "no_plots", *_FORECAST_ONLY, *_CLASSIFY_ONLY)
-_TEXT_ONLY = ("resume", "steps")
+_TEXT_ONLY = ("resume", "steps", "checkpoint_every")
 
 
 def _option(name):
