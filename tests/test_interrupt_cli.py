@@ -266,3 +266,54 @@ def test_an_overflowing_update_names_the_step_and_keeps_the_checkpoint_on_disk(t
     ckpt, state = load_checkpoint(tmp_path / "checkpoint.safetensors")
     assert state["position"]["step"] == 4, "the last checkpoint on disk was overwritten"
     assert all(np.isfinite(v).all() for v in ckpt.values())
+
+
+def test_ctrl_c_during_a_task_fit_tests_and_saves_the_model_so_far(tmp_path):
+    """--task classify: Ctrl-C ends the fit after the current step; the job still tests the
+    model, saves it and its plots' data, and exits 130 saying so."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "train", "--task", "classify", "--data", "digits",
+         "--max-iter", "100000", "--tol", "0", "--no-plots", "--out", str(out)],
+        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    wait_for_line(proc, r"^Iteration 3, loss")
+    proc.send_signal(signal.SIGINT)
+    code, stdout, stderr = finish(proc)
+    assert code == 130, stderr
+    assert f"interrupted; the model trained so far is tested and saved in {out}" in stderr
+    assert "test accuracy" in stdout and f"saved model to {out}" in stdout
+    epochs = int(re.search(r"trained (\d+) epochs", stdout).group(1))
+    assert 3 <= epochs < 100000
+    from rnnkit.estimators import load_estimator
+
+    est = load_estimator(out)
+    assert est.n_iter_ == epochs and est.predict(np.zeros((2, 8, 8))).shape == (2,)
+
+
+def test_a_stop_asked_for_in_the_last_step_of_a_fit_ends_the_next_fit():
+    """The estimators call Trainer.fit once an epoch: a request_stop that arrives during an
+    epoch's last step must not be lost (the next fit stops before any step)."""
+    from rnnkit.data.sequences import SequenceBatches
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 8)
+    model = SequenceModel(3, 4, 2, task="many_to_one", rng=0)
+    batches = SequenceBatches(x, y, np.full(8, 5), batch_size=4, shuffle=False)
+    trainer = Trainer(model, TrainerConfig(epochs=1, progress=False), batches)
+    step = model.backward
+
+    def stop_in_last_step(*args, **kwargs):
+        if trainer.pos.step + 1 == trainer.total_steps:
+            trainer.request_stop()
+        return step(*args, **kwargs)
+
+    model.backward = stop_in_last_step
+    trainer.fit()
+    assert trainer.pos.step == 2 and not trainer.interrupted  # the epoch was over anyway
+    model.backward = step
+    trainer.config = TrainerConfig(epochs=2, progress=False)
+    trainer.fit()
+    assert trainer.interrupted and trainer.pos.step == 2

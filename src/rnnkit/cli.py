@@ -71,7 +71,8 @@ def build_parser():
                 "  rnnkit train --resume runs/charlm               # after Ctrl-C or a kill\n"
                 "  rnnkit sample runs/charlm --prime 'The ' --temperature 0.7\n\n"
                 "Ctrl-C or SIGTERM stops after the current step, saves the model and the\n"
-                "checkpoint, and exits with status 130 (143 for SIGTERM).\n\n"
+                "checkpoint, and exits with status 130 (143 for SIGTERM); with --task, the\n"
+                "model trained so far is tested and saved.\n\n"
                 + TASK_EPILOG))
     tr.add_argument("text_file", nargs="?", metavar="FILE",
                     help="UTF-8 text file to train on (default: the built-in corpus); with "
@@ -188,8 +189,8 @@ class _StopOnSignal:
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: stop now
         self.signum = signum
-        print("\nrnnkit: stopping after this step and saving the checkpoint "
-              "(Ctrl-C again to abort)", file=sys.stderr)
+        print("\nrnnkit: stopping after this step and saving (Ctrl-C again to abort)",
+              file=sys.stderr)
         self.trainer.request_stop()
 
     def restore(self):
@@ -241,13 +242,22 @@ def _cmd_train(args):
 
     check_task_options(args)
     resolve_task_defaults(args)
+    stopper = _StopOnSignal()
     if args.task != "text":
-        return run_train_task(args)
+        try:  # Ctrl-C ends the fit after the current step; the job then tests and saves
+            code = run_train_task(args, trainer_hook=stopper.install)
+        finally:
+            stopper.restore()
+        if stopper.signum is None:
+            return code
+        print(f"rnnkit: interrupted; the model trained so far is tested and saved in "
+              f"{args.out} (rnnkit train --task {args.task} starts a new run)", file=sys.stderr)
+        return EXIT_TERMINATED if stopper.signum == getattr(signal, "SIGTERM", None) \
+            else EXIT_INTERRUPTED
     from .charlm import CharLMSettings, resume_char_model, train_char_model
     from .data.text import BUILTIN_CORPUS_NAME, builtin_corpus, read_text
     from .training import TrainerConfig
 
-    stopper = _StopOnSignal()
     if args.resume:
         ignored = _options_given(args, exclude=("resume", "text_file", "no_progress", "debug",
                                                 "task", "sample_length", "temperature", "prime"))

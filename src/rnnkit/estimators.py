@@ -310,6 +310,9 @@ class _RNNBase(BaseEstimator):
                                clip_grad_norm=_CLIP_GRAD_NORM, shuffle=False, seed=shuffle_seed,
                                progress=False)
         trainer = Trainer(model, config, batches)
+        hook = getattr(self, "_trainer_hook", None)  # the command line's Ctrl-C handler
+        if hook is not None:
+            hook(trainer)
         if not warm:  # warm_start continues the curves, as MLPClassifier does
             self.loss_curve_ = []
             self.n_iter_ = 0
@@ -324,6 +327,9 @@ class _RNNBase(BaseEstimator):
             batches.set_epoch(epoch)  # a fresh sample order every epoch
             trainer.config = dataclasses.replace(config, epochs=epoch + 1)
             trainer.fit()
+            if trainer.interrupted:  # Trainer.request_stop: the model as of the last step
+                self.model_ = model
+                break
             loss_value = float(trainer.history["train_loss"][-1])
             self.loss_curve_.append(loss_value)
             self.n_iter_ += 1
@@ -356,7 +362,7 @@ class _RNNBase(BaseEstimator):
                           ConvergenceWarning, stacklevel=3)
         if best_params is not None:
             model.load_state_dict(best_params)  # keep the best network on the validation set
-        self.loss_ = self.loss_curve_[-1]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else math.nan
         self.model_ = model
         model.eval()
         return self

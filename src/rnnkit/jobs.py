@@ -1028,7 +1028,7 @@ def _future_index(index, steps):
 
 def train_forecaster(data, *, window=12, horizon=1, strategy="recursive", transform="none",
                      season=0, scaler="standard", out=None, plots=True, command=None,
-                     **params):
+                     trainer_hook=None, **params):
     """Fit an :class:`~rnnkit.estimators.RNNForecaster` on the training part and test it.
 
     Parameters
@@ -1053,6 +1053,10 @@ def train_forecaster(data, *, window=12, horizon=1, strategy="recursive", transf
         Write ``forecast.png`` and ``learning_curves.png`` into ``out``.
     command : str, optional
         The command line that ran the job, recorded in ``task.json``.
+    trainer_hook : callable(Trainer), optional
+        Called with the estimator's trainer before training (the command line
+        installs its Ctrl-C handler there: ``Trainer.request_stop`` ends the
+        fit after the current step, and the job goes on with that model).
     **params
         Hyperparameters of :class:`~rnnkit.estimators.RNNForecaster`
         (``cell``, ``hidden_size``, ``max_iter``, ``random_state``, ...).
@@ -1083,6 +1087,7 @@ def train_forecaster(data, *, window=12, horizon=1, strategy="recursive", transf
                          f"lower {' or '.join(culprits)}, or the test size")
     est = RNNForecaster(window=window, horizon=horizon, strategy=strategy, scaler=scaler,
                         **params)
+    est._trainer_hook = trainer_hook
     seconds, converged = _fit_quietly(est, tf.forward(data.y_train))
     stop = data.n_train + data.n_test
     ev = evaluate_forecaster(est, tf, data.y[:stop], data.n_train, horizon=horizon)
@@ -1226,7 +1231,8 @@ class ClassifyResult:
     files: list
 
 
-def train_classifier(data, *, scale="standard", out=None, plots=True, command=None, **params):
+def train_classifier(data, *, scale="standard", out=None, plots=True, command=None,
+                     trainer_hook=None, **params):
     """Fit an :class:`~rnnkit.estimators.RNNClassifier` on the training part and test it.
 
     Parameters
@@ -1241,6 +1247,8 @@ def train_classifier(data, *, scale="standard", out=None, plots=True, command=No
         Write ``confusion_matrix.png`` and ``learning_curves.png`` into ``out``.
     command : str, optional
         Recorded in ``task.json``.
+    trainer_hook : callable(Trainer), optional
+        As in :func:`train_forecaster`.
     **params
         Hyperparameters of :class:`~rnnkit.estimators.RNNClassifier`.
 
@@ -1256,6 +1264,7 @@ def train_classifier(data, *, scale="standard", out=None, plots=True, command=No
         raise ValueError(f"{data.name}: needs training and test sequences")
     scaler = SequenceScaler().fit(data.X_train) if scale == "standard" else None
     est = RNNClassifier(**params)
+    est._trainer_hook = trainer_hook
     seconds, converged = _fit_quietly(est, _scaled(scaler, data.X_train), data.y_train)
     pred = est.predict(_scaled(scaler, data.X_test))
     metrics = classification_metrics(data.y_test, pred, est.classes_)

@@ -284,8 +284,10 @@ def _trained_line(est, seconds, converged):
     return line
 
 
-def run_train_task(args):
-    """``rnnkit train --task forecast|classify``: train, test, save, plot; returns 0."""
+def run_train_task(args, trainer_hook=None):
+    """``rnnkit train --task forecast|classify``: train, test, save, plot; returns 0.
+
+    ``trainer_hook`` goes to the estimator's trainer (the CLI's Ctrl-C handler)."""
     from . import jobs
 
     require_sklearn(f"--task {args.task}")
@@ -308,7 +310,8 @@ def run_train_task(args):
                           f", window {window}, transform {transform.describe()}, {strategy}"))
         sys.stdout.flush()
         r = jobs.train_forecaster(data, window=window, horizon=horizon, strategy=strategy,
-                                  transform=transform, out=out, plots=plots, **params)
+                                  transform=transform, out=out, plots=plots,
+                                  trainer_hook=trainer_hook, **params)
         print(_trained_line(r.estimator, r.fit_seconds, r.converged))
         print_forecast_report({"metrics": r.metrics, "naive": r.naive_metrics,
                                "k_step_metrics": r.k_step_metrics}, horizon)
@@ -324,7 +327,8 @@ def run_train_task(args):
                           ", inputs standardized with training statistics"
                           if scale == "standard" else ", inputs as given"))
         sys.stdout.flush()
-        r = jobs.train_classifier(data, scale=scale, out=out, plots=plots, **params)
+        r = jobs.train_classifier(data, scale=scale, out=out, plots=plots,
+                                  trainer_hook=trainer_hook, **params)
         print(_trained_line(r.estimator, r.fit_seconds, r.converged))
         print_classify_report(r.metrics, majority=r.majority_accuracy)
     saved = [f for f in r.files if f.endswith((".json", ".safetensors"))]

@@ -428,7 +428,9 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self._bar = None
-            self._stop = False
+            # a stop asked for during the last step is kept for the next fit (the estimators
+            # call fit once an epoch); one that ended this fit is done
+            self._stop = self._stop and self.pos.step >= self.total_steps
         # a stop requested after the last step changes nothing
         self.interrupted = self.interrupted and self.pos.step < self.total_steps
         if self.checkpoint_path():
