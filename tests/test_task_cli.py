@@ -301,6 +301,9 @@ def test_bad_forecast_inputs_exit_2_with_one_line(tmp_path, capsys, series_csv):
                        "lower --window or --season")
     assert_usage_error(run(capsys, "train", "--task", "forecast", series_csv, "--test-size",
                            "1000", *out), "train", "leaves none of the 60", "count below 60")
+    assert_usage_error(run(capsys, "train", "--task", "classify", "--data", "digits",
+                           "--test-size", "5000", *out), "train",
+                       "a test part of 5000 sequences leaves none of the 1797", "count below")
     assert_usage_error(run(capsys, "train", "--task", "forecast", "--data", "moonspots", *out),
                        "train", "unknown series 'moonspots'", "sunspots, airline")
     assert_usage_error(run(capsys, "train", "--task", "forecast", tmp_path / "gone.csv", *out),

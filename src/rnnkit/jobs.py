@@ -247,7 +247,7 @@ def _check_values(y, name):
     return a
 
 
-def _n_test(test_size, n, name):
+def _n_test(test_size, n, name, what="observations"):
     if isinstance(test_size, bool):
         raise TypeError(f"test_size must be an int or a fraction, got {test_size!r}")
     if isinstance(test_size, (int, np.integer)):
@@ -255,14 +255,14 @@ def _n_test(test_size, n, name):
     elif isinstance(test_size, (float, np.floating)) and 0 < test_size < 1:
         k = math.ceil(float(test_size) * n)
     else:
-        raise ValueError(f"test size must be a number of observations >= 1 or a fraction in "
+        raise ValueError(f"test size must be a number of {what} >= 1 or a fraction in "
                          f"(0, 1), got {test_size!r}")
     if k >= n:
-        raise ValueError(f"{name}: a test part of {k} observations leaves none of the {n} "
+        raise ValueError(f"{name}: a test part of {k} {what} leaves none of the {n} "
                          "for training; give a smaller test size (a count below "
                          f"{n} or a fraction such as 0.2)")
     if k < 1:
-        raise ValueError(f"{name}: the test part must hold at least one observation, got {k}")
+        raise ValueError(f"{name}: the test part must hold at least one of the {what}, got {k}")
     return k
 
 
@@ -578,10 +578,11 @@ def _read_sequences_csv(path, label_column, *, need_y):
     return X[:, :, None], y, (names[j] if j is not None else None)
 
 
-def _split(X, y, test_size, seed):
+def _split(X, y, test_size, seed, name):
     """Stratified split (or a plain random one when a class is too small)."""
     from sklearn.model_selection import train_test_split
 
+    _n_test(test_size, len(y), name, "sequences")  # said in these terms, not sklearn's
     idx = np.arange(len(y))
     split = {"kind": "stratified", "test_size": test_size, "random_state": int(seed)}
     try:
@@ -663,7 +664,7 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
         if ds.is_test is not None:
             return SequenceData(key, ds.X_train, ds.y_train, ds.X_test, ds.y_test,
                                 {"kind": "official"}, source, ds.description)
-        parts = _split(ds.X, ds.y, test_size, seed)
+        parts = _split(ds.X, ds.y, test_size, seed, key)
         return SequenceData(key, *parts[:4], parts[4], source, ds.description)
     if options:
         raise ValueError("data set options are for built-in data sets, not files")
@@ -685,7 +686,7 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
     if len(np.unique(y)) < 2:
         raise ValueError(f"{spec}: the labels hold one class only; a classifier needs two or "
                          "more")
-    parts = _split(X, y, test_size, seed)
+    parts = _split(X, y, test_size, seed, spec)
     return SequenceData(name, *parts[:4], parts[4], source)
 
 
