@@ -866,18 +866,24 @@ def test_threaded_path_at_one_hidden_unit_and_few_steps(monkeypatch, T):
         assert rel_error(a, b) < 1e-13
 
 
-@pytest.mark.parametrize("path", ["compiled", "blas-loop", "threaded", "steps"])
+@pytest.mark.parametrize("path", ["compiled", "blas-loop", "threaded", "steps",
+                                  "steps-column-major", "matrix-vector"])
 @pytest.mark.parametrize("layer_dtype,weight_dtype", [(np.float32, np.float64),
-                                                      (np.float64, np.float32)])
+                                                      (np.float64, np.float32),
+                                                      (np.float32, np.float16)])
 def test_weights_of_another_dtype_are_read_as_the_layers(monkeypatch, path, layer_dtype,
                                                          weight_dtype):
     """A weight array assigned in another dtype (``params[k] = w.astype(...)``): the loops
-    that hand W_hh to BLAS by pointer convert it first, as NumPy's matmul does."""
+    that hand W_hh to BLAS by pointer convert it first, as NumPy's matmul does, and float16
+    (which numba's loops cannot read) is read in the layer's dtype."""
     results = []
     for p in (path, "numpy"):
-        use_path(monkeypatch, "compiled" if p == "blas-loop" else p)
+        use_path(monkeypatch, {"blas-loop": "compiled", "matrix-vector": "steps"}.get(p, p))
         if p == "blas-loop":  # the compiled unroll with BLAS per step (8 rows, H = 16)
             monkeypatch.setattr(compiled, "BLAS_LOOP_MAX_B", 32)
+        if p == "matrix-vector":  # one GEMV a row
+            monkeypatch.setattr(compiled, "MATRIX_VECTOR_MAX_B", 8)
+            monkeypatch.setattr(compiled, "MATRIX_VECTOR_MIN_H", 16)
         m = LSTM(4, 16, dtype=layer_dtype, rng=0)
         m.params["weight_hh_l0"] = m.params["weight_hh_l0"].astype(weight_dtype)
         x = np.random.default_rng(1).standard_normal((6, 8, 4)).astype(layer_dtype)
@@ -889,7 +895,7 @@ def test_weights_of_another_dtype_are_read_as_the_layers(monkeypatch, path, laye
         assert rel_error(a, b) < tol
 
 
-def test_gemm_rows_fit_openblas_small_matrix_kernels():
+def test_gemm_rows_fit_openblas_small_matrix_kernels(monkeypatch):
     """Rows per BLAS call in the threads' loops: the largest multiple of 4 with rows * K * N
     <= 100^3 (OpenBLAS's small-matrix kernels), where the library has them and that is at
     least 4 rows and fewer than all; else one call."""
@@ -904,6 +910,9 @@ def test_gemm_rows_fit_openblas_small_matrix_kernels():
     assert compiled.gemm_rows(other, 32, 128, 512) == 32
     assert compiled.gemm_rows(None, 32, 128, 512) == 32
     assert compiled.gemm_rows(skx, 0, 128, 512) == 1
+    monkeypatch.setattr(compiled, "SMALL_GEMM_MIN_ROWS", 0)  # never blocks of 0 rows
+    monkeypatch.setattr(compiled, "SMALL_GEMM_MNK", 1)
+    assert compiled.gemm_rows(skx, 32, 128, 512) == 32
 
 
 @pytest.mark.parametrize("B", [14, 18, 26])

@@ -290,11 +290,13 @@ def lstm_kernels(B, H, dtype, threads=None):
 
     if whole:
         def forward(gx, h, c, tanh_c, w_hh, mask, bias):
+            w_hh = _readable(w_hh, gx.dtype)
             if bias is not None:
                 gx += bias
             kernels.lstm_forward_loop(gx, h, c, tanh_c, transposed(w_hh), mask)
 
         def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+            w_hh = _readable(w_hh, gates.dtype)
             kernels.lstm_backward_loop(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, one)
 
         return forward, backward
@@ -304,6 +306,7 @@ def lstm_kernels(B, H, dtype, threads=None):
 
     def forward_steps(gx, h, c, tanh_c, w_hh, mask, bias):
         T, B, G = gx.shape
+        w_hh = _readable(w_hh, gx.dtype)
         gh = np.empty((B, G), gx.dtype, order=order)
         if rowwise:  # gh[b] = W_hh h_b, one GEMV a row
             w_hh = np.ascontiguousarray(w_hh)
@@ -318,6 +321,7 @@ def lstm_kernels(B, H, dtype, threads=None):
                                       None if mask is None else mask[t])
 
     def backward_steps(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+        w_hh = _readable(w_hh, gates.dtype)
         keep = np.empty_like(dh)
         dh_in = np.empty(dh.shape, dh.dtype, order=order)  # the GEMM's output
         np.copyto(dh_in, dh)
@@ -384,6 +388,13 @@ def copies_gemm_weight(B, T):
     """True from ``TRANSPOSED_MIN_B`` rows and ``TRANSPOSED_MIN_T`` steps, where
     :func:`gemm_weight` copies (with numba, float32/float64)."""
     return B >= TRANSPOSED_MIN_B and T >= TRANSPOSED_MIN_T
+
+
+def _readable(w, dtype):
+    """``w`` as the compiled loops and :func:`_transposed` read it: float32 and float64 as
+    they are, any other dtype (a float16 array assigned to ``params``) in the layer's
+    ``dtype``, which holds it exactly, as NumPy's matmul would promote it."""
+    return w if w.dtype in (np.float32, np.float64) else w.astype(dtype)
 
 
 def _transposed(kernels, w):
@@ -695,7 +706,7 @@ def gemm_rows(blas, rows, K, N):
     where it has them, else all ``rows`` in one call.
     """
     fit = SMALL_GEMM_MNK // (K * N) // 4 * 4
-    if small_gemm(blas) and SMALL_GEMM_MIN_ROWS <= fit < rows:
+    if small_gemm(blas) and max(SMALL_GEMM_MIN_ROWS, 1) <= fit < rows:
         return fit
     return max(rows, 1)
 
