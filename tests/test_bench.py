@@ -108,3 +108,30 @@ def test_config_refuses_settings_that_cannot_run(field, value, message):
 
 def test_a_single_cell_name_is_one_cell():
     assert tiny_config(cells="lstm").cells == ("lstm",)
+
+
+def test_ctrl_c_keeps_the_cells_measured_so_far(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C in the third cell: the two measured are written beside the requested files
+    (NAME.partial.EXT, so a committed full table is not overwritten) and the exit is 130."""
+    import rnnkit.benchmark
+
+    real, calls = rnnkit.benchmark._pair, []
+
+    def pair(*args):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(rnnkit.benchmark, "_pair", pair)
+    md, js = tmp_path / "b.md", tmp_path / "b.json"
+    code = main(["bench", "--cells", "rnn", "--batch-sizes", "1,2,3", "--lengths", "2",
+                 "--hidden-sizes", "3", "--threads", "1", "--blocks", "1",
+                 "--markdown", str(md), "--json", str(js)])
+    assert code == 130
+    assert not md.exists() and not js.exists()
+    res = json.loads((tmp_path / "b.partial.json").read_text())
+    assert res["interrupted"] and [r["B"] for r in res["rows"]] == [1, 2]
+    text = (tmp_path / "b.partial.md").read_text()
+    assert "**Interrupted** (Ctrl-C) after 2 cell(s)" in text and "| 2 | 2 | 3 |" in text
+    assert "interrupted after 2 cell(s)" in capsys.readouterr().out

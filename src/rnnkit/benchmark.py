@@ -344,51 +344,60 @@ def run(cfg=None, log=print):
     with threadpool_limits(cfg.threads):
         results = {"config": asdict(cfg), "machine": _machine(torch, threadpool_info),
                    "rows": [], "gemm": None, "memory": [], "charlm": None}
-        for cell in cfg.cells:
-            for B in cfg.batch_sizes:
-                for T in cfg.lengths:
-                    for H in cfg.hidden_sizes:
-                        D = cfg.input_size
-                        _, train, infer = _pair(cell, B, T, H, D, torch)
-                        for fn in (*train, *infer):
-                            fn()  # warm-up
-                        t = _interleaved({"rnnkit": train[0], "torch": train[1]}, cfg,
-                                         cfg.max_seconds_per_cell)
-                        row = {"cell": cell, "B": B, "T": T, "H": H,
-                               "train_rnnkit": t["rnnkit"], "train_torch": t["torch"],
-                               "train_ratio": t["rnnkit"] / t["torch"]}
-                        if cfg.inference:
-                            i = _interleaved({"rnnkit": infer[0], "torch": infer[1]}, cfg,
-                                             cfg.max_seconds_per_cell / 2)
-                            row.update(infer_rnnkit=i["rnnkit"], infer_torch=i["torch"],
-                                       infer_ratio=i["rnnkit"] / i["torch"])
-                        results["rows"].append(row)
-                        log(_row_line(row))
-        if cfg.gemm:
-            results["gemm"] = _gemm_row(cfg, torch)
-            g = results["gemm"]
-            if g:
-                log(f"GEMM: rnnkit's {g['cell']} training step at B={g['B']}, T={g['T']}, "
-                    f"H={g['H']} reaches {100 * g['fraction']:.0f}% of the throughput of "
-                    f"its GEMMs timed alone ({g['gemm_gflops']:.0f} GFLOP/s)")
-        if cfg.memory:
-            for cell in cfg.cells:
-                B, T, H = max(cfg.batch_sizes), max(cfg.lengths), cfg.memory_hidden
-                _ours, train, _ = _pair(cell, B, T, H, cfg.input_size, torch)
-                peak = _peak_memory(train[0])
-                acts = ACTIVATIONS[cell] * T * B * H * 4
-                results["memory"].append({"cell": cell, "B": B, "T": T, "H": H,
-                                          "peak_bytes": peak, "activation_bytes": acts,
-                                          "ratio": peak / acts})
-                log(f"memory: {cell} B={B} T={T} H={H}: peak {peak / 2**20:.1f} MiB, "
-                    f"activations {acts / 2**20:.1f} MiB, ratio {peak / acts:.2f}")
-        if cfg.charlm:
-            results["charlm"] = _charlm_row(cfg.charlm_seconds)
-            c = results["charlm"]
-            log(f"char model: rnnkit {c['rnnkit_batch1']:.0f} chars/s at batch 1, "
-                f"{c['rnnkit_batched']:.0f} at batch {c['batch']}; min-char-rnn loop "
-                f"{c['min_char_rnn']:.0f} chars/s")
+        try:
+            _measure(cfg, torch, results, log)
+        except KeyboardInterrupt:  # Ctrl-C: the cells measured so far are kept
+            results["interrupted"] = True
+            log(f"interrupted after {len(results['rows'])} cell(s)")
     return results
+
+
+def _measure(cfg, torch, results, log):
+    """Fill ``results`` (see :func:`run`) cell by cell."""
+    for cell in cfg.cells:
+        for B in cfg.batch_sizes:
+            for T in cfg.lengths:
+                for H in cfg.hidden_sizes:
+                    D = cfg.input_size
+                    _, train, infer = _pair(cell, B, T, H, D, torch)
+                    for fn in (*train, *infer):
+                        fn()  # warm-up
+                    t = _interleaved({"rnnkit": train[0], "torch": train[1]}, cfg,
+                                     cfg.max_seconds_per_cell)
+                    row = {"cell": cell, "B": B, "T": T, "H": H,
+                           "train_rnnkit": t["rnnkit"], "train_torch": t["torch"],
+                           "train_ratio": t["rnnkit"] / t["torch"]}
+                    if cfg.inference:
+                        i = _interleaved({"rnnkit": infer[0], "torch": infer[1]}, cfg,
+                                         cfg.max_seconds_per_cell / 2)
+                        row.update(infer_rnnkit=i["rnnkit"], infer_torch=i["torch"],
+                                   infer_ratio=i["rnnkit"] / i["torch"])
+                    results["rows"].append(row)
+                    log(_row_line(row))
+    if cfg.gemm:
+        results["gemm"] = _gemm_row(cfg, torch)
+        g = results["gemm"]
+        if g:
+            log(f"GEMM: rnnkit's {g['cell']} training step at B={g['B']}, T={g['T']}, "
+                f"H={g['H']} reaches {100 * g['fraction']:.0f}% of the throughput of "
+                f"its GEMMs timed alone ({g['gemm_gflops']:.0f} GFLOP/s)")
+    if cfg.memory:
+        for cell in cfg.cells:
+            B, T, H = max(cfg.batch_sizes), max(cfg.lengths), cfg.memory_hidden
+            _ours, train, _ = _pair(cell, B, T, H, cfg.input_size, torch)
+            peak = _peak_memory(train[0])
+            acts = ACTIVATIONS[cell] * T * B * H * 4
+            results["memory"].append({"cell": cell, "B": B, "T": T, "H": H,
+                                      "peak_bytes": peak, "activation_bytes": acts,
+                                      "ratio": peak / acts})
+            log(f"memory: {cell} B={B} T={T} H={H}: peak {peak / 2**20:.1f} MiB, "
+                f"activations {acts / 2**20:.1f} MiB, ratio {peak / acts:.2f}")
+    if cfg.charlm:
+        results["charlm"] = _charlm_row(cfg.charlm_seconds)
+        c = results["charlm"]
+        log(f"char model: rnnkit {c['rnnkit_batch1']:.0f} chars/s at batch 1, "
+            f"{c['rnnkit_batched']:.0f} at batch {c['batch']}; min-char-rnn loop "
+            f"{c['min_char_rnn']:.0f} chars/s")
 
 
 def _gemm_row(cfg, torch):
@@ -491,6 +500,9 @@ def format_markdown(results):
         "1.0 for inference at B=1 (all cells).",
         "",
     ]
+    if results.get("interrupted"):
+        lines += [(f"**Interrupted** (Ctrl-C) after {len(results['rows'])} cell(s): the "
+                   "rows below are those measured before it."), ""]
     lines += _targets_summary(results)
     for cell in cfg["cells"]:
         rows = [r for r in results["rows"] if r["cell"] == cell]

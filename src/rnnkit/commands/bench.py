@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 NAME = "bench"
 
@@ -85,12 +86,18 @@ def run(args):
         if path:
             check_output_file(path, option)  # before the run, not after it
     results = run_benchmark(cfg)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write(format_markdown(results) + "\n")
-        print(f"wrote {args.markdown}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
-        print(f"wrote {args.json}")
+    interrupted = results.get("interrupted", False)
+    for path, write in ((args.markdown, lambda f: f.write(format_markdown(results) + "\n")),
+                        (args.json, lambda f: json.dump(results, f, indent=1))):
+        if path:
+            if interrupted:  # the cells measured so far, beside (not over) a full table
+                root, ext = os.path.splitext(path)
+                path = f"{root}.partial{ext}"
+            with open(path, "w", encoding="utf-8") as f:
+                write(f)
+            print(f"wrote {path}")
+    if interrupted:
+        from ..cli import EXIT_INTERRUPTED
+
+        return EXIT_INTERRUPTED
     return 0
