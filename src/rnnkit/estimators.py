@@ -328,7 +328,6 @@ class _RNNBase(BaseEstimator):
             trainer.config = dataclasses.replace(config, epochs=epoch + 1)
             trainer.fit()
             if trainer.interrupted:  # Trainer.request_stop: the model as of the last step
-                self.model_ = model
                 break
             loss_value = float(trainer.history["train_loss"][-1])
             self.loss_curve_.append(loss_value)

@@ -1000,14 +1000,19 @@ class ForecastResult:
     files: list
 
 
-def _fit_quietly(estimator, *args):
-    """``fit``, with the ConvergenceWarning turned into a flag (the caller reports it)."""
+def _fit_quietly(estimator, *args, trainer_hook=None):
+    """``fit``, with the ConvergenceWarning turned into a flag (the caller reports it), and
+    ``trainer_hook`` called with the estimator's trainer (for this fit only)."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         start = time.perf_counter()
-        estimator.fit(*args)
+        estimator._trainer_hook = trainer_hook
+        try:
+            estimator.fit(*args)
+        finally:
+            del estimator._trainer_hook
         seconds = time.perf_counter() - start
     converged = True
     for w in caught:
@@ -1088,8 +1093,7 @@ def train_forecaster(data, *, window=12, horizon=1, strategy="recursive", transf
                          f"lower {' or '.join(culprits)}, or the test size")
     est = RNNForecaster(window=window, horizon=horizon, strategy=strategy, scaler=scaler,
                         **params)
-    est._trainer_hook = trainer_hook
-    seconds, converged = _fit_quietly(est, tf.forward(data.y_train))
+    seconds, converged = _fit_quietly(est, tf.forward(data.y_train), trainer_hook=trainer_hook)
     stop = data.n_train + data.n_test
     ev = evaluate_forecaster(est, tf, data.y[:stop], data.n_train, horizon=horizon)
     future = forecast_paths(est, tf, data.y, [len(data.y)], horizon)[0]
@@ -1265,8 +1269,8 @@ def train_classifier(data, *, scale="standard", out=None, plots=True, command=No
         raise ValueError(f"{data.name}: needs training and test sequences")
     scaler = SequenceScaler().fit(data.X_train) if scale == "standard" else None
     est = RNNClassifier(**params)
-    est._trainer_hook = trainer_hook
-    seconds, converged = _fit_quietly(est, _scaled(scaler, data.X_train), data.y_train)
+    seconds, converged = _fit_quietly(est, _scaled(scaler, data.X_train), data.y_train,
+                                      trainer_hook=trainer_hook)
     pred = est.predict(_scaled(scaler, data.X_test))
     metrics = classification_metrics(data.y_test, pred, est.classes_)
     values, counts = np.unique(data.y_train, return_counts=True)

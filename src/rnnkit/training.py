@@ -320,6 +320,8 @@ class Trainer:
 
         The step in progress completes, the checkpoint is written, and ``fit``
         returns with ``interrupted`` set; ``load_checkpoint`` then resumes exactly.
+        A stop asked for during the last step of a ``fit`` (which ends there
+        anyway) holds for the next ``fit``, which returns before any step.
         """
         self._stop = True
         self.interrupted = True
