@@ -157,9 +157,16 @@ def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(text_file, tmp_p
     wait_for_line(proc, rf"^step 150/{STEPS} ")
     proc.kill()
     proc.communicate(timeout=60)
-    _, state = load_checkpoint(out / "checkpoint.safetensors")
+    ckpt, state = load_checkpoint(out / "checkpoint.safetensors")
     step = state["position"]["step"]
     assert step % 40 == 0 and 120 <= step < STEPS
+    # the model files follow the checkpoint: the killed run's model is there to use
+    model = arrays(out / "model.safetensors")
+    assert_same_bits(model, {k[len("model."):]: v for k, v in ckpt.items()
+                             if k.startswith("model.")}, "model files and checkpoint")
+    sample = subprocess.run([sys.executable, "-m", "rnnkit", "sample", str(out), "--length",
+                             "20"], check=False, capture_output=True, text=True, timeout=60)
+    assert sample.returncode == 0 and len(sample.stdout) >= 20, sample.stderr
     code, stdout, stderr = finish(start(["--resume", str(out), "--no-progress",
                                          "--sample-length", "0"], tmp_path))
     assert code == 0, stderr

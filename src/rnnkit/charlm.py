@@ -236,7 +236,11 @@ def _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint):
     log(f"baselines on the validation text: uniform {_fmt(baselines['uniform'])}, "
         f"unigram {_fmt(baselines['unigram'])}")
     metadata = _metadata(vocab, settings, source)
-    trainer = Trainer(model, tc, train, val, log=log, metadata=metadata)
+    # the model files follow every checkpoint: a run killed outright leaves a usable model
+    save_files = (lambda _path: save_model(out_dir, model, metadata=metadata)) if out_dir \
+        else None
+    trainer = Trainer(model, tc, train, val, log=log, metadata=metadata,
+                      on_checkpoint=save_files)
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
         log(f"resumed from {checkpoint} at step {trainer.pos.step}/{trainer.total_steps}")

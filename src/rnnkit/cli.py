@@ -115,9 +115,9 @@ def build_parser():
     g.add_argument("--eval-every", type=non_negative_int, default=250,
                    help="validate every N steps (0: once per epoch)")
     g.add_argument("--checkpoint-every", type=non_negative_int, default=None, metavar="N",
-                   help=f"also save the checkpoint every N steps, so that a run killed "
-                        f"outright resumes from there (default {CHECKPOINT_EVERY}; 0: only "
-                        "at the end and on Ctrl-C/SIGTERM)")
+                   help=f"also save the checkpoint and the model every N steps, so that a "
+                        f"run killed outright resumes from there (default {CHECKPOINT_EVERY}; "
+                        "0: only at the end and on Ctrl-C/SIGTERM)")
     g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of initialization, dropout and sampling")
     g.add_argument("--out", metavar="DIR",

@@ -120,6 +120,10 @@ class Trainer:
         Receives one line per evaluation (the CLI prints it).
     metadata : dict, optional
         JSON-able data stored in checkpoints (e.g. the vocabulary).
+    on_checkpoint : callable(str), optional
+        Called with the path after each checkpoint is written (the
+        character model saves its model files beside it, so that a run
+        killed outright leaves a usable model too).
 
     Attributes
     ----------
@@ -131,7 +135,7 @@ class Trainer:
     """
 
     def __init__(self, model, config=None, train_data=None, val_data=None, *, log=None,
-                 metadata=None):
+                 metadata=None, on_checkpoint=None):
         self.model = model
         self.config = config or TrainerConfig()
         if train_data is None or len(train_data) == 0:
@@ -140,6 +144,7 @@ class Trainer:
         self.val_data = val_data
         self.log = log or (lambda line: None)
         self.metadata = metadata or {}
+        self.on_checkpoint = on_checkpoint
         c = self.config
         kwargs = {"lr": c.lr, "weight_decay": c.weight_decay}
         if c.optimizer == "sgd":
@@ -258,7 +263,10 @@ class Trainer:
             "trainer_config": dataclasses.asdict(self.config),
             "metadata": self.metadata,
         }
-        return save_checkpoint(path, arrays, state)
+        path = save_checkpoint(path, arrays, state)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(path)
+        return path
 
     def load_checkpoint(self, path=None):
         """Restore a checkpoint written by :meth:`save_checkpoint` (same model architecture)."""
