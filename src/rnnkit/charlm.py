@@ -30,7 +30,7 @@ from .data.text import (
 )
 from .io import _check_sizes, load_model, save_model
 from .models import SequenceModel
-from .training import Trainer, TrainerConfig, TrainingError
+from .training import Trainer, TrainerConfig
 
 __all__ = [
     "CharLMResult",
@@ -246,13 +246,9 @@ def _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint):
         log(f"resumed from {checkpoint} at step {trainer.pos.step}/{trainer.total_steps}")
     if trainer_hook is not None:
         trainer_hook(trainer)
-    try:
-        history = trainer.fit()
-    except TrainingError:
-        # the parameters are those of the last good step, unless an update overflowed
-        if out_dir and all(np.isfinite(p).all() for p in model.params.values()):
-            save_model(out_dir, model, metadata=metadata)
-        raise
+    # on a non-finite loss or gradient, fit writes the last good checkpoint, and with it the
+    # model files, before it raises TrainingError (not after an update that overflowed)
+    history = trainer.fit()
     val_loss = trainer.evaluate(val)
     log(f"validation loss {_fmt(val_loss)} "
         f"(uniform {baselines['uniform']:.3f}, unigram {baselines['unigram']:.3f} nats/char)")
