@@ -28,16 +28,22 @@ numba = pytest.importorskip("numba")
 pytest.importorskip("torch")
 
 LSTM_CELL = ("LSTM", None)
-PATHS = ["compiled", "steps", "steps-column-major", "threaded", "numpy"]  # NumPy's loop last
+PATHS = ["compiled", "steps", "steps-column-major", "threaded", "packed",
+         "numpy"]  # NumPy's loop last
 
 
 def use_path(monkeypatch, path):
     """Force one path: the whole compiled loop, the per-step kernels (with row-major or
     column-major GEMM outputs, whatever B and H are), the batch rows over two threads
-    (from B = 2, an odd B included), or NumPy's loop."""
-    if path == "threaded" and compiled._numba_kernels().BLAS is None:
-        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS: no threaded path")
-    monkeypatch.setenv("RNNKIT_THREADED", "2" if path == "threaded" else "0")
+    (from B = 2, an odd B included), the per-step GEMMs on a packed W_hh over two threads
+    (from B = 2), or NumPy's loop."""
+    if path in ("threaded", "packed") and compiled._numba_kernels().BLAS is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS: no threads of rnnkit's own")
+    monkeypatch.setenv("RNNKIT_THREADED", "2" if path in ("threaded", "packed") else "0")
+    packed = path == "packed"
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: packed)
+    for name in ("PACKED_MIN_B", "PACKED_MIN_H"):
+        monkeypatch.setattr(compiled, name, 0)
     monkeypatch.setenv("RNNKIT_COMPILED", "0" if path == "numpy" else "1")
     if path.startswith("steps"):
         monkeypatch.setenv("RNNKIT_COMPILED_MAX_UNITS", "0")
@@ -516,7 +522,10 @@ def test_threaded_dispatch_rules(monkeypatch):
             assert compiled.lstm_threads(50, 32, 256, np.float32) is None
             monkeypatch.setattr(compiled, "SMALL_GEMM_CORES", ())  # no small-matrix kernels
             assert compiled.lstm_threads(50, 32, 128, np.float32) is None
+            monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
             assert compiled.lstm_threads(50, 128, 512, np.float32) is None  # GEMM-bound
+            monkeypatch.setattr(compiled, "_packed_fast", lambda: True)  # on packed W_hh
+            assert compiled.lstm_threads(50, 128, 512, np.float32) is region
             assert compiled.lstm_threads(10, 64, 32, np.float32) is region
             assert compiled.lstm_threads(9, 128, 32, np.float32) is None  # too few steps
             assert compiled.lstm_threads(50, 128, 32, np.float16) is None
@@ -867,7 +876,7 @@ def test_threaded_path_at_one_hidden_unit_and_few_steps(monkeypatch, T):
 
 
 @pytest.mark.parametrize("path", ["compiled", "blas-loop", "threaded", "steps",
-                                  "steps-column-major", "matrix-vector"])
+                                  "steps-column-major", "matrix-vector", "packed"])
 @pytest.mark.parametrize("layer_dtype,weight_dtype", [(np.float32, np.float64),
                                                       (np.float64, np.float32),
                                                       (np.float32, np.float16)])

@@ -138,6 +138,22 @@ TRANSPOSED_MIN_T = 4
 BLAS_LOOP_MIN_B, BLAS_LOOP_MAX_B = 2, 32
 BLAS_LOOP_MIN_H, BLAS_LOOP_MAX_H = 16, 128
 
+# inside a region of two threads or more and from THREADED_MIN_T steps, the per-step GEMMs
+# run on W_hh packed once per pass (rnnkit.cells._packed_gemm: a micro-kernel that keeps its
+# tile in vector registers), its panels split over the region's threads, where OpenBLAS
+# copies all of W_hh into its own layout at every call: from PACKED_MIN_B rows at H >=
+# PACKED_MIN_H, and from PACKED_WIDE_MIN_B rows at H >= PACKED_WIDE_MIN_H. Training step
+# against OpenBLAS's GEMMs (T = 50, float32, 2 threads): H = 1024: B = 4 0.66x, B = 8 0.56x,
+# B = 16-128 0.82-0.86x (T = 10 0.84x, T = 200 0.81x); H = 768, B = 32 0.87x; H = 512: B =
+# 64-128 0.93x (inference 0.85x), B = 8 0.84x, but B = 4-32 0.98-1.01x (inference at B = 32
+# 1.09x: each step's hand-off to the threads, about 30-70 us, weighs more); H = 384 1.07-1.12x
+# (B = 128 0.97x). At 2 rows one GEMV a row (MATRIX_VECTOR_*) is as fast (0.95x at H = 1024)
+# or faster (1.5x at H = 512)
+PACKED_MIN_B = 4
+PACKED_MIN_H = 768
+PACKED_WIDE_MIN_B = 64
+PACKED_WIDE_MIN_H = 512
+
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
 
@@ -246,6 +262,8 @@ def lstm_kernels(B, H, dtype, threads=None):
     def transposed(w):
         return _transposed(kernels, w)
 
+    if threads is not None and threads is not CALLER and packed(B, H, threads.n):
+        return _packed_kernels(kernels, threads, one)
     if threads is None and whole and kernels.BLAS is not None and blas_loop(B, H):
         threads = CALLER
     if threads is not None:  # the BLAS loop, over the rows of each thread
@@ -342,6 +360,72 @@ def lstm_kernels(B, H, dtype, threads=None):
         np.copyto(dh, dh_in)
 
     return forward_steps, backward_steps
+
+
+def _packed_kernels(kernels, threads, one):
+    """(forward, backward) of :func:`lstm_kernels` with the per-step GEMMs on a packed W_hh.
+
+    Each pass packs W_hh once (its panels split over ``threads``); each step
+    is one hand-off in which every thread computes its panels of the step's
+    GEMM, then the compiled elementwise step on the calling thread. The
+    GEMMs' sums run in k order (:mod:`rnnkit.cells._packed_gemm`), so rows and
+    threads get the numbers they would get alone.
+    """
+    from . import _packed_gemm as pg
+
+    def pack(pack_fn, w, n_out, K):
+        width = pg.panel_width(w.dtype)
+        bp = np.empty((-(-n_out // width), K, width), w.dtype)
+        threads.run(lambda lo, hi: pack_fn(w, bp, lo, hi), bp.shape[0])
+        return bp
+
+    def forward(gx, h, c, tanh_c, w_hh, mask, bias):
+        T, B, G = gx.shape
+        w_hh = np.ascontiguousarray(w_hh, dtype=gx.dtype)  # packed in the layer's dtype
+        bp = pack(pg.pack_rows, w_hh, G, w_hh.shape[1])  # B = W_hh^T: (H, 4H)
+        gh = np.empty((B, G), gx.dtype)
+        for t in range(T):
+            threads.run(lambda lo, hi, h_t=h[t]: pg.packed_gemm(h_t, bp, gh, lo, hi),
+                        bp.shape[0])
+            kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t], h[t + 1],
+                                      None if mask is None else mask[t])
+
+    def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
+        w_hh = np.ascontiguousarray(w_hh, dtype=gates.dtype)
+        bp = pack(pg.pack_columns, w_hh, w_hh.shape[1], w_hh.shape[0])  # B = W_hh: (4H, H)
+        keep = np.empty_like(dh)
+        dh_in = dh.copy()  # the GEMM's output
+        for t in range(gates.shape[0] - 1, -1, -1):
+            valid = None if mask is None else mask[t]
+            padded = kernels.lstm_backward_step(None if d_output is None else d_output[t], dh_in,
+                                                dh, dc, gates[t], c[t], tanh_c[t], valid, keep,
+                                                one)
+            # dh_prev = dgates @ W_hh
+            threads.run(lambda lo, hi, dgates=gates[t]: pg.packed_gemm(dgates, bp, dh_in, lo, hi),
+                        bp.shape[0])
+            if padded:
+                np.copyto(dh_in, keep, where=~valid[:, None])
+        np.copyto(dh, dh_in)
+
+    return forward, backward
+
+
+def packed(B, H, n):
+    """True where an LSTM pass of B rows and H units, in a region of ``n`` threads, runs its
+    per-step GEMMs on a packed W_hh (``PACKED_*``, on hosts with AVX-512)."""
+    big = (B >= PACKED_MIN_B and H >= PACKED_MIN_H
+           or B >= PACKED_WIDE_MIN_B and H >= PACKED_WIDE_MIN_H)
+    return n >= 2 and big and _packed_fast()
+
+
+def _packed_fast():
+    """True where the packed GEMM's micro-kernel has AVX-512's 64-byte vectors (measured);
+    elsewhere it runs, for the tests, but OpenBLAS keeps the per-step GEMMs."""
+    if _numba_kernels() is None:
+        return False
+    from . import _packed_gemm
+
+    return _packed_gemm.VECTOR_BYTES == 64
 
 
 def _matvecs(w, x, out):
@@ -658,7 +742,10 @@ def lstm_threads(T, B, H, dtype):
     if forced is not None:
         return Threads(blas, forced) if B >= forced else None
     region = current_threads()
-    return region if region is not None and _splits(T, B, H, region.n, blas) else None
+    if region is None:
+        return None
+    split = _splits(T, B, H, region.n, blas) or T >= THREADED_MIN_T and packed(B, H, region.n)
+    return region if split else None
 
 
 def lstm_region(T, B, H, dtype):
@@ -669,7 +756,9 @@ def lstm_region(T, B, H, dtype):
         return contextlib.nullcontext()
     blas = _openblas(dtype)
     n = 1 if blas is None else blas.get_num_threads()
-    return parallel(n) if _splits(T, B, H, n, blas) else contextlib.nullcontext()
+    split = _splits(T, B, H, n, blas) or (blas is not None and T >= THREADED_MIN_T
+                                           and packed(B, H, n))
+    return parallel(n) if split else contextlib.nullcontext()
 
 
 def _openblas(dtype):

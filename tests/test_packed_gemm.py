@@ -1,0 +1,174 @@
+"""The GEMM on a packed matrix (rnnkit.cells._packed_gemm) and the LSTM path that uses it."""
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from rnnkit.cells import _packed_gemm as pg
+from rnnkit.cells import compiled
+from rnnkit.gradcheck import rel_error
+from rnnkit.recurrent import LSTM
+
+DTYPES = [np.float32, np.float64]
+
+
+def _packed(w_rows, dtype):
+    """``w_rows`` (N, K) packed as B = w_rows^T, by both packers (they must agree)."""
+    width = pg.panel_width(dtype)
+    N, K = w_rows.shape
+    P = -(-N // width)
+    by_rows = np.full((P, K, width), np.nan, dtype)
+    pg.pack_rows(w_rows, by_rows, 0, P)
+    by_columns = np.full((P, K, width), np.nan, dtype)
+    pg.pack_columns(np.ascontiguousarray(w_rows.T), by_columns, 0, P)
+    np.testing.assert_array_equal(by_rows, by_columns)
+    return by_rows
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 5, 7), (9, 17, 33), (13, 64, 100),
+                                   (8, 33, 64), (16, 7, 32), (2, 0, 5)])
+def test_packed_gemm_matches_a_float64_product(dtype, M, K, N):
+    """Every tile size (8, 4, 2, 1 rows), a partial last panel, K = 0 (zeros)."""
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    w = rng.standard_normal((N, K)).astype(dtype)
+    bp = _packed(w, dtype)
+    c = np.full((M, N), np.nan, dtype)
+    pg.packed_gemm(a, bp, c, 0, bp.shape[0])
+    exact = a.astype(np.float64) @ w.T.astype(np.float64)
+    tol = (1e-6 if dtype == np.float32 else 1e-14) * max(K, 1)
+    np.testing.assert_allclose(c, exact, rtol=0, atol=tol * max(1.0, np.abs(exact).max()))
+
+
+def test_packing_zero_fills_the_last_panel():
+    width = pg.panel_width(np.float32)
+    w = np.ones((width + 3, 5), np.float32)
+    bp = _packed(w, np.float32)
+    assert bp.shape == (2, 5, width)
+    assert np.all(bp[1, :, :3] == 1) and np.all(bp[1, :, 3:] == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_panel_ranges_write_only_their_columns_and_rows_do_not_interact(dtype):
+    """Threads write disjoint panel ranges of one output; a row's numbers are the same
+    whatever the other rows and the split (the sums run in k order, one FMA a step)."""
+    rng = np.random.default_rng(0)
+    width = pg.panel_width(dtype)
+    M, K, N = 11, 40, 3 * width + 5
+    a = rng.standard_normal((M, K)).astype(dtype)
+    bp = _packed(rng.standard_normal((N, K)).astype(dtype), dtype)
+    whole = np.empty((M, N), dtype)
+    pg.packed_gemm(a, bp, whole, 0, 4)
+    parts = np.full((M, N), np.nan, dtype)
+    pg.packed_gemm(a, bp, parts, 1, 3)
+    assert np.isnan(parts[:, :width]).all() and np.isnan(parts[:, 3 * width:]).all()
+    np.testing.assert_array_equal(parts[:, width:3 * width], whole[:, width:3 * width])
+    pg.packed_gemm(a, bp, parts, 0, 1)
+    pg.packed_gemm(a, bp, parts, 3, 4)
+    np.testing.assert_array_equal(parts, whole)
+    for r in (0, 7, 10):  # alone, in a 1-row tile instead of an 8-, 2- or 1-row one
+        row = np.empty((1, N), dtype)
+        pg.packed_gemm(a[r:r + 1], bp, row, 0, 4)
+        np.testing.assert_array_equal(row[0], whole[r])
+
+
+def test_packed_gemm_reads_and_writes_rows_with_any_row_stride():
+    """``a`` and ``c`` as column slices of wider arrays (row stride > row length)."""
+    rng = np.random.default_rng(1)
+    wide_a = rng.standard_normal((6, 50)).astype(np.float32)
+    w = rng.standard_normal((20, 30)).astype(np.float32)
+    bp = _packed(w, np.float32)
+    wide_c = np.full((6, 70), np.nan, np.float32)
+    pg.packed_gemm(wide_a[:, 10:40], bp, wide_c[:, 5:25], 0, bp.shape[0])
+    np.testing.assert_allclose(wide_c[:, 5:25], wide_a[:, 10:40] @ w.T, rtol=1e-5, atol=1e-5)
+    assert np.isnan(wide_c[:, :5]).all() and np.isnan(wide_c[:, 25:]).all()
+
+
+def test_packed_rule(monkeypatch):
+    """From PACKED_MIN_B rows and PACKED_MIN_H units, with two threads or more, on the hosts
+    where the micro-kernel was measured (AVX-512)."""
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    B, H = compiled.PACKED_MIN_B, compiled.PACKED_MIN_H
+    wide_b, wide_h = compiled.PACKED_WIDE_MIN_B, compiled.PACKED_WIDE_MIN_H
+    assert wide_b > B and wide_h < H
+    assert compiled.packed(B, H, 2) and compiled.packed(128, 4 * H, 4)
+    assert compiled.packed(wide_b, wide_h, 2)
+    assert not compiled.packed(B, H, 1)  # one thread: OpenBLAS's GEMMs
+    assert not compiled.packed(B - 1, H, 2)
+    assert not compiled.packed(wide_b - 1, H - 1, 2)
+    assert not compiled.packed(wide_b, wide_h - 1, 2)
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
+    assert not compiled.packed(128, 4 * H, 2)
+
+
+def _blas():
+    kernels = compiled._numba_kernels()
+    if kernels is None or kernels.BLAS is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS: no threads of rnnkit's own")
+    return kernels.BLAS
+
+
+def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
+    """lstm_threads returns the region's threads for packed sizes, lstm_region opens one,
+    and the layer's pass then runs packed_gemm on every step."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    _blas()
+    monkeypatch.delenv("RNNKIT_THREADED", raising=False)
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "PACKED_MIN_H", 40)
+    monkeypatch.setattr(compiled, "PACKED_MIN_B", 3)
+    T, B, H = compiled.THREADED_MIN_T, 3, 40
+    calls = []
+    real = pg.packed_gemm
+    monkeypatch.setattr(pg, "packed_gemm", lambda *a: calls.append(a[0].shape) or real(*a))
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert compiled.lstm_threads(T, B, H, np.float32) is None  # outside a region
+        with compiled.lstm_region(T, B, H, np.float32) as region:
+            assert region is not None and region.n == 2
+            assert compiled.lstm_threads(T, B, H, np.float32) is region
+            assert compiled.lstm_threads(T, B, H - 1, np.float32) is None
+            assert compiled.lstm_threads(T - 1, B, H, np.float32) is None  # too few steps
+            m = LSTM(5, H, dtype=np.float32, rng=0)
+            out, _ = m(np.ones((T, B, 5), np.float32))
+            m.backward(np.ones_like(out))
+    # forward and backward, every step, one call per thread
+    assert calls == [(B, H)] * (2 * T) + [(B, 4 * H)] * (2 * T)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked):
+    """Forward, backward and every gradient: the NumPy loops' numbers, padded rows
+    included, at a hidden size that leaves a partial panel (H = 37)."""
+    _blas()
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "PACKED_MIN_H", 8)
+    monkeypatch.setattr(compiled, "PACKED_MIN_B", 2)
+    T, B, H = 6, 5, 37
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((T, B, 4)).astype(dtype)
+    lengths = np.array([6, 2, 4, 1, 5]) if masked else None
+    results = []
+    for compiled_on in ("1", "0"):
+        monkeypatch.setenv("RNNKIT_COMPILED", compiled_on)
+        monkeypatch.setenv("RNNKIT_THREADED", "2" if compiled_on == "1" else "0")
+        m = LSTM(4, H, dtype=dtype, rng=0)
+        if compiled_on == "1":
+            assert compiled.packed(B, H, compiled.lstm_threads(T, B, H, dtype).n)
+        out, (h_n, c_n) = m(x, lengths=lengths)
+        dx, (dh0, dc0) = m.backward(np.sin(out), (np.cos(h_n), np.sin(c_n)))
+        results.append([out, h_n, c_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(*results):
+        assert rel_error(a, b) < tol
+
+
+def test_arrays_of_different_dtypes_are_a_typing_error_not_a_crash():
+    """The micro-kernel reads all three arrays in one dtype: a mix is refused at compile
+    time (the LSTM path converts W_hh to the layer's dtype before packing)."""
+    with pytest.raises(numba.core.errors.TypingError):
+        pg.packed_gemm(np.ones((2, 3), np.float32), np.ones((1, 3, pg.panel_width(np.float64))),
+                       np.ones((2, 4), np.float32), 0, 1)
