@@ -42,7 +42,7 @@ def use_path(monkeypatch, path):
     monkeypatch.setenv("RNNKIT_THREADED", "2" if path in ("threaded", "packed") else "0")
     packed = path == "packed"
     monkeypatch.setattr(compiled, "_packed_fast", lambda: packed)
-    for name in ("PACKED_MIN_B", "PACKED_MIN_H"):
+    for name in ("PACKED_MIN_B", "PACKED_MIN_H", "PACKED_MIN_T"):
         monkeypatch.setattr(compiled, name, 0)
     monkeypatch.setenv("RNNKIT_COMPILED", "0" if path == "numpy" else "1")
     if path.startswith("steps"):
@@ -154,8 +154,8 @@ def test_compiled_path_is_taken(monkeypatch):
     calls = []
     real = compiled.lstm_kernels
 
-    def spy(B, H, dtype, threads=None):
-        k = real(B, H, dtype, threads)
+    def spy(B, H, dtype, threads=None, T=None):
+        k = real(B, H, dtype, threads, T)
         calls.append(k is not None)
         return k
 
@@ -505,6 +505,7 @@ def test_threaded_dispatch_rules(monkeypatch):
     _blas()
     monkeypatch.delenv("RNNKIT_THREADED", raising=False)
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: False)  # the batch split's rules
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         assert compiled.lstm_threads(50, 128, 32, np.float32) is None  # outside a region
         with compiled.parallel() as region:
@@ -522,10 +523,11 @@ def test_threaded_dispatch_rules(monkeypatch):
             assert compiled.lstm_threads(50, 32, 256, np.float32) is None
             monkeypatch.setattr(compiled, "SMALL_GEMM_CORES", ())  # no small-matrix kernels
             assert compiled.lstm_threads(50, 32, 128, np.float32) is None
-            monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
             assert compiled.lstm_threads(50, 128, 512, np.float32) is None  # GEMM-bound
             monkeypatch.setattr(compiled, "_packed_fast", lambda: True)  # on packed W_hh
             assert compiled.lstm_threads(50, 128, 512, np.float32) is region
+            assert compiled.lstm_threads(50, 32, 256, np.float32) is region
+            monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
             assert compiled.lstm_threads(10, 64, 32, np.float32) is region
             assert compiled.lstm_threads(9, 128, 32, np.float32) is None  # too few steps
             assert compiled.lstm_threads(50, 128, 32, np.float16) is None

@@ -5,8 +5,8 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
+from rnnkit.cells import _lockstep, compiled
 from rnnkit.cells import _packed_gemm as pg
-from rnnkit.cells import compiled
 from rnnkit.gradcheck import rel_error
 from rnnkit.recurrent import LSTM
 
@@ -87,20 +87,21 @@ def test_packed_gemm_reads_and_writes_rows_with_any_row_stride():
 
 
 def test_packed_rule(monkeypatch):
-    """From PACKED_MIN_B rows and PACKED_MIN_H units, with two threads or more, on the hosts
-    where the micro-kernel was measured (AVX-512)."""
+    """From PACKED_MIN_B rows and PACKED_MIN_H units (one row from PACKED_B1_MIN_H) and
+    PACKED_MIN_T steps, with two threads or more, on the hosts where the micro-kernel was
+    measured (AVX-512)."""
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
-    B, H = compiled.PACKED_MIN_B, compiled.PACKED_MIN_H
-    wide_b, wide_h = compiled.PACKED_WIDE_MIN_B, compiled.PACKED_WIDE_MIN_H
-    assert wide_b > B and wide_h < H
-    assert compiled.packed(B, H, 2) and compiled.packed(128, 4 * H, 4)
-    assert compiled.packed(wide_b, wide_h, 2)
-    assert not compiled.packed(B, H, 1)  # one thread: OpenBLAS's GEMMs
-    assert not compiled.packed(B - 1, H, 2)
-    assert not compiled.packed(wide_b - 1, H - 1, 2)
-    assert not compiled.packed(wide_b, wide_h - 1, 2)
+    T, B, H = compiled.PACKED_MIN_T, compiled.PACKED_MIN_B, compiled.PACKED_MIN_H
+    H1 = compiled.PACKED_B1_MIN_H
+    assert B > 1 and H1 > H
+    assert compiled.packed(T, B, H, 2) and compiled.packed(None, 128, 4 * H, 4)
+    assert compiled.packed(T, 1, H1, 2)
+    assert not compiled.packed(T, B, H, 1)  # one thread: OpenBLAS's GEMMs
+    assert not compiled.packed(T - 1, B, H, 2)
+    assert not compiled.packed(T, B, H - 1, 2)
+    assert not compiled.packed(T, 1, H1 - 1, 2)
     monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
-    assert not compiled.packed(128, 4 * H, 2)
+    assert not compiled.packed(T, 128, 4 * H, 2)
 
 
 def _blas():
@@ -120,10 +121,16 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
     monkeypatch.setattr(compiled, "PACKED_MIN_H", 40)
     monkeypatch.setattr(compiled, "PACKED_MIN_B", 3)
-    T, B, H = compiled.THREADED_MIN_T, 3, 40
+    monkeypatch.setattr(compiled, "PACKED_MIN_T", 6)
+    T, B, H = 6, 3, 40
     calls = []
-    real = pg.packed_gemm
-    monkeypatch.setattr(pg, "packed_gemm", lambda *a: calls.append(a[0].shape) or real(*a))
+    real = _lockstep.GemmSteps.gemm
+
+    def spy(self, k):
+        calls.append(self.a3[self.steps[k]].shape)
+        return real(self, k)
+
+    monkeypatch.setattr(_lockstep.GemmSteps, "gemm", spy)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         assert compiled.lstm_threads(T, B, H, np.float32) is None  # outside a region
         with compiled.lstm_region(T, B, H, np.float32) as region:
@@ -134,8 +141,8 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
             m = LSTM(5, H, dtype=np.float32, rng=0)
             out, _ = m(np.ones((T, B, 5), np.float32))
             m.backward(np.ones_like(out))
-    # forward and backward, every step, one call per thread
-    assert calls == [(B, H)] * (2 * T) + [(B, 4 * H)] * (2 * T)
+    # forward and backward, every step
+    assert calls == [(B, H)] * T + [(B, 4 * H)] * T
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -147,6 +154,7 @@ def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked):
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
     monkeypatch.setattr(compiled, "PACKED_MIN_H", 8)
     monkeypatch.setattr(compiled, "PACKED_MIN_B", 2)
+    monkeypatch.setattr(compiled, "PACKED_MIN_T", 0)
     T, B, H = 6, 5, 37
     rng = np.random.default_rng(2)
     x = rng.standard_normal((T, B, 4)).astype(dtype)
@@ -157,7 +165,7 @@ def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked):
         monkeypatch.setenv("RNNKIT_THREADED", "2" if compiled_on == "1" else "0")
         m = LSTM(4, H, dtype=dtype, rng=0)
         if compiled_on == "1":
-            assert compiled.packed(B, H, compiled.lstm_threads(T, B, H, dtype).n)
+            assert compiled.packed(T, B, H, compiled.lstm_threads(T, B, H, dtype).n)
         out, (h_n, c_n) = m(x, lengths=lengths)
         dx, (dh0, dc0) = m.backward(np.sin(out), (np.cos(h_n), np.sin(c_n)))
         results.append([out, h_n, c_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])
@@ -172,3 +180,60 @@ def test_arrays_of_different_dtypes_are_a_typing_error_not_a_crash():
     with pytest.raises(numba.core.errors.TypingError):
         pg.packed_gemm(np.ones((2, 3), np.float32), np.ones((1, 3, pg.panel_width(np.float64))),
                        np.ones((2, 4), np.float32), 0, 1)
+
+
+def _recurrence(threads_n, K, M, D, pause=0.0, fail_at=None):
+    """K steps of out = a[k] @ B, a[k + 1] = tanh of the sum of out's three D-column
+    blocks: each step needs all of the last one's output (every thread's panels), so a
+    worker that ran early or late would change the numbers."""
+    import time
+
+    rng = np.random.default_rng(K)
+    w = rng.standard_normal((3 * D, D)).astype(np.float32) / np.sqrt(D)
+    bp = _packed(w, np.float32)
+    a = np.full((K + 1, M, D), np.nan, np.float32)  # a step read too early gives NaN
+    a[0] = rng.standard_normal((M, D))
+    out = np.empty((M, 3 * D), np.float32)
+    threads = compiled.Threads(None, threads_n)
+    with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
+        for k in range(K):
+            if k == fail_at:
+                raise KeyboardInterrupt  # as a Ctrl-C between two steps would
+            steps.gemm(k)
+            np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=a[k + 1])
+            if pause:
+                time.sleep(pause)  # longer than the workers spin: they sleep, then wake
+    serial = np.empty((K + 1, M, D), np.float32)
+    serial[0] = a[0]
+    for k in range(K):
+        pg.packed_gemm(serial[k], bp, out, 0, bp.shape[0])
+        np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=serial[k + 1])
+    return a, serial
+
+
+@pytest.mark.parametrize("threads_n", [2, 3])
+@pytest.mark.parametrize("pause", [0.0, 0.004])
+def test_workers_take_each_step_in_turn(threads_n, pause):
+    """Every step's panels over the threads, each step after the caller's work on the
+    last one: the numbers of the serial loop, bit for bit (also when the workers had to
+    sleep between steps)."""
+    a, serial = _recurrence(threads_n, 12 if pause else 60, 9, 40, pause)
+    np.testing.assert_array_equal(a, serial)
+
+
+def test_an_error_between_steps_stops_the_workers():
+    """A KeyboardInterrupt inside the pass: the workers end (no thread left spinning or
+    waiting for a step that never comes), and the next pass runs."""
+    with pytest.raises(KeyboardInterrupt):
+        _recurrence(2, 20, 4, 40, fail_at=5)
+    a, serial = _recurrence(2, 20, 4, 40)
+    np.testing.assert_array_equal(a, serial)
+
+
+def test_a_worker_that_fails_raises_in_the_caller(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("worker failed")
+
+    monkeypatch.setattr(_lockstep, "serve_gemm", broken)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        _recurrence(2, 5, 4, 40)

@@ -463,11 +463,11 @@ def _machine(torch, threadpool_info):
                  "small-matrix kernels in row blocks; forward GEMMs on a contiguous W_hh^T "
                  f"from {compiled.TRANSPOSED_MIN_B} rows and {compiled.TRANSPOSED_MIN_T} steps")
         if compiled._packed_fast():
-            loops += (f"; in rnnkit.parallel() from {compiled.THREADED_MIN_T} steps, the "
+            loops += (f"; in rnnkit.parallel() from {compiled.PACKED_MIN_T} steps, the "
                       "per-step GEMMs on W_hh packed once per pass (rnnkit's micro-kernel, "
-                      f"its panels over the threads) from {compiled.PACKED_MIN_B} rows at H >= "
-                      f"{compiled.PACKED_MIN_H} and {compiled.PACKED_WIDE_MIN_B} rows at H >= "
-                      f"{compiled.PACKED_WIDE_MIN_H}")
+                      "its panels over the threads, which wait for each step on a flag) from "
+                      f"{compiled.PACKED_MIN_B} rows at H >= {compiled.PACKED_MIN_H} and 1 "
+                      f"row at H >= {compiled.PACKED_B1_MIN_H}")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),

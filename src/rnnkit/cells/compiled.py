@@ -23,14 +23,16 @@ compiled, in one of three forms:
 - from 64 batch rows (on two threads) up to H = 256, or from 16 up to H =
   128, the batch split over threads, each running that BLAS loop over its
   own rows (below);
-- for large H (``PACKED_*``: from 4 rows at H >= 768, from 64 at H >= 512),
-  inside a region, each step's GEMM on W_hh packed once per pass
+- from H = 256 (``PACKED_*``: from 2 rows, from 1 at H = 1024, from 30
+  steps), inside a region, each step's GEMM on W_hh packed once per pass
   (:mod:`rnnkit.cells._packed_gemm`), its panels split over the region's
-  threads in one hand-off a step, then the compiled elementwise step. BLAS
-  libraries copy all of W_hh into their own layout at every call, which is
-  most of a few-row GEMM's time; this is what oneDNN's RNN primitive (and
-  so PyTorch's CPU LSTM) does instead. Training step against OpenBLAS's
-  GEMMs: 0.82x at B = 32, H = 1024, 0.86x at B = 128, 0.56-0.66x at B = 4-8.
+  threads, which take the whole pass and wait for each step on a flag
+  (:mod:`rnnkit.cells._lockstep`), then the compiled elementwise step on
+  the calling thread. BLAS libraries copy all of W_hh into their own layout
+  at every call, which is most of a few-row GEMM's time; packing once is
+  what oneDNN's RNN primitive (and so PyTorch's CPU LSTM) does. Training
+  step against the paths before: 0.77-0.87x at B = 32 (H = 256-1024),
+  0.54-0.87x at B = 2-8, 0.86-0.99x at B = 64-128.
 
 Measured on the project's 2-core machine (a whole float32 training step,
 input size 32, T = 50, against the same step on the NumPy loops): 0.45x at
@@ -146,21 +148,24 @@ TRANSPOSED_MIN_T = 4
 BLAS_LOOP_MIN_B, BLAS_LOOP_MAX_B = 2, 32
 BLAS_LOOP_MIN_H, BLAS_LOOP_MAX_H = 16, 128
 
-# inside a region of two threads or more and from THREADED_MIN_T steps, the per-step GEMMs
-# run on W_hh packed once per pass (rnnkit.cells._packed_gemm: a micro-kernel that keeps its
-# tile in vector registers), its panels split over the region's threads, where OpenBLAS
-# copies all of W_hh into its own layout at every call: from PACKED_MIN_B rows at H >=
-# PACKED_MIN_H, and from PACKED_WIDE_MIN_B rows at H >= PACKED_WIDE_MIN_H. Training step
-# against OpenBLAS's GEMMs (T = 50, float32, 2 threads): H = 1024: B = 4 0.66x, B = 8 0.56x,
-# B = 16-128 0.82-0.86x (T = 10 0.84x, T = 200 0.81x); H = 768, B = 32 0.87x; H = 512: B =
-# 64-128 0.93x (inference 0.85x), B = 8 0.84x, but B = 4-32 0.98-1.01x (inference at B = 32
-# 1.09x: each step's hand-off to the threads, about 30-70 us, weighs more); H = 384 1.07-1.12x
-# (B = 128 0.97x). At 2 rows one GEMV a row (MATRIX_VECTOR_*) is as fast (0.95x at H = 1024)
-# or faster (1.5x at H = 512)
-PACKED_MIN_B = 4
-PACKED_MIN_H = 768
-PACKED_WIDE_MIN_B = 64
-PACKED_WIDE_MIN_H = 512
+# inside a region of two threads or more, from PACKED_MIN_T steps, the per-step GEMMs run on
+# W_hh packed once per pass (rnnkit.cells._packed_gemm: a micro-kernel that keeps its tile
+# in vector registers), its panels split over the region's threads, which wait for each step
+# on a flag (rnnkit.cells._lockstep), where OpenBLAS copies all of W_hh into its own layout
+# at every call: from PACKED_MIN_B rows at H >= PACKED_MIN_H, and at one row from H >=
+# PACKED_B1_MIN_H. Training step against the paths before (T = 50, float32, 2 threads):
+# B = 32: H = 256 0.87x, 384 0.84x, 512 0.82x, 1024 0.77x; B = 2-8: H = 256 0.79-0.87x (0.66x
+# at T = 200), H = 512 0.61-0.83x, H = 1024 0.54-0.64x; B = 64-128: H = 256 0.86-0.92x
+# (against the batch split), H = 384-512 0.90-0.99x, H = 1024 0.99x (OpenBLAS's GEMMs are
+# as fast at 128 rows); inference at B = 32, H = 512 0.75x. At one row, only from H = 1024
+# (T = 200: 0.86x, inference 0.85x; T = 50 0.97-0.99x; H = 512 inference 1.15x, H = 768 1.05x:
+# one GEMV a row, MATRIX_VECTOR_*, stays). Lost: H = 128 (1.14-1.41x against the batch split
+# and the BLAS loop), and T = 10 (1.07x at B = 32, H = 256; 1.26x at B = 2, H = 512: the
+# packing and the workers' start weigh more than ten steps gain)
+PACKED_MIN_T = 30
+PACKED_MIN_B = 2
+PACKED_MIN_H = 256
+PACKED_B1_MIN_H = 1024
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -231,7 +236,7 @@ def max_units():
     return units
 
 
-def lstm_kernels(B, H, dtype, threads=None):
+def lstm_kernels(B, H, dtype, threads=None, T=None):
     """The compiled (forward, backward) loops if they should run this step, else None.
 
     Parameters
@@ -241,7 +246,11 @@ def lstm_kernels(B, H, dtype, threads=None):
     dtype : numpy dtype
         float32 or float64 (others stay on the NumPy path).
     threads : Threads, optional
-        Split the batch rows over these threads (from :func:`lstm_threads`).
+        Split the work over these threads (from :func:`lstm_threads`): each
+        step's GEMM on a packed W_hh where :func:`packed` says so, else the
+        batch rows.
+    T : int, optional
+        Steps of the pass (None: any), for :func:`packed`.
 
     Returns
     -------
@@ -270,7 +279,7 @@ def lstm_kernels(B, H, dtype, threads=None):
     def transposed(w):
         return _transposed(kernels, w)
 
-    if threads is not None and threads is not CALLER and packed(B, H, threads.n):
+    if threads is not None and threads is not CALLER and packed(T, B, H, threads.n):
         return _packed_kernels(kernels, threads, one)
     if threads is None and whole and kernels.BLAS is not None and blas_loop(B, H):
         threads = CALLER
@@ -379,6 +388,7 @@ def _packed_kernels(kernels, threads, one):
     GEMMs' sums run in k order (:mod:`rnnkit.cells._packed_gemm`), so rows and
     threads get the numbers they would get alone.
     """
+    from . import _lockstep
     from . import _packed_gemm as pg
 
     def pack(pack_fn, w, n_out, K):
@@ -392,38 +402,39 @@ def _packed_kernels(kernels, threads, one):
         w_hh = np.ascontiguousarray(w_hh, dtype=gx.dtype)  # packed in the layer's dtype
         bp = pack(pg.pack_rows, w_hh, G, w_hh.shape[1])  # B = W_hh^T: (H, 4H)
         gh = np.empty((B, G), gx.dtype)
-        for t in range(T):
-            threads.run(lambda lo, hi, h_t=h[t]: pg.packed_gemm(h_t, bp, gh, lo, hi),
-                        bp.shape[0])
-            kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t], h[t + 1],
-                                      None if mask is None else mask[t])
+        with _lockstep.GemmSteps(threads, h, np.arange(T), bp, gh) as steps:
+            for t in range(T):
+                steps.gemm(t)  # gh = h[t] @ W_hh^T
+                kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t],
+                                          h[t + 1], None if mask is None else mask[t])
 
     def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
         w_hh = np.ascontiguousarray(w_hh, dtype=gates.dtype)
         bp = pack(pg.pack_columns, w_hh, w_hh.shape[1], w_hh.shape[0])  # B = W_hh: (4H, H)
         keep = np.empty_like(dh)
         dh_in = dh.copy()  # the GEMM's output
-        for t in range(gates.shape[0] - 1, -1, -1):
-            valid = None if mask is None else mask[t]
-            padded = kernels.lstm_backward_step(None if d_output is None else d_output[t], dh_in,
-                                                dh, dc, gates[t], c[t], tanh_c[t], valid, keep,
-                                                one)
-            # dh_prev = dgates @ W_hh
-            threads.run(lambda lo, hi, dgates=gates[t]: pg.packed_gemm(dgates, bp, dh_in, lo, hi),
-                        bp.shape[0])
-            if padded:
-                np.copyto(dh_in, keep, where=~valid[:, None])
+        order = np.arange(gates.shape[0] - 1, -1, -1)
+        with _lockstep.GemmSteps(threads, gates, order, bp, dh_in) as steps:
+            for k, t in enumerate(order):
+                valid = None if mask is None else mask[t]
+                padded = kernels.lstm_backward_step(None if d_output is None else d_output[t],
+                                                    dh_in, dh, dc, gates[t], c[t], tanh_c[t],
+                                                    valid, keep, one)
+                steps.gemm(k)  # dh_prev = dgates @ W_hh
+                if padded:
+                    np.copyto(dh_in, keep, where=~valid[:, None])
         np.copyto(dh, dh_in)
 
     return forward, backward
 
 
-def packed(B, H, n):
-    """True where an LSTM pass of B rows and H units, in a region of ``n`` threads, runs its
-    per-step GEMMs on a packed W_hh (``PACKED_*``, on hosts with AVX-512)."""
-    big = (B >= PACKED_MIN_B and H >= PACKED_MIN_H
-           or B >= PACKED_WIDE_MIN_B and H >= PACKED_WIDE_MIN_H)
-    return n >= 2 and big and _packed_fast()
+def packed(T, B, H, n):
+    """True where an LSTM pass of T steps (None: any), B rows and H units, in a region of
+    ``n`` threads, runs its per-step GEMMs on a packed W_hh (``PACKED_*``, on hosts with
+    AVX-512)."""
+    big = B >= PACKED_MIN_B and H >= PACKED_MIN_H or B >= 1 and H >= PACKED_B1_MIN_H
+    long = T is None or T >= PACKED_MIN_T
+    return n >= 2 and big and long and _packed_fast()
 
 
 def _packed_fast():
@@ -752,7 +763,7 @@ def lstm_threads(T, B, H, dtype):
     region = current_threads()
     if region is None:
         return None
-    split = _splits(T, B, H, region.n, blas) or T >= THREADED_MIN_T and packed(B, H, region.n)
+    split = _splits(T, B, H, region.n, blas) or packed(T, B, H, region.n)
     return region if split else None
 
 
@@ -764,8 +775,7 @@ def lstm_region(T, B, H, dtype):
         return contextlib.nullcontext()
     blas = _openblas(dtype)
     n = 1 if blas is None else blas.get_num_threads()
-    split = _splits(T, B, H, n, blas) or (blas is not None and T >= THREADED_MIN_T
-                                           and packed(B, H, n))
+    split = _splits(T, B, H, n, blas) or blas is not None and packed(T, B, H, n)
     return parallel(n) if split else contextlib.nullcontext()
 
 

@@ -147,7 +147,7 @@ def lstm_forward(gx, h0, c0, w_hh, mask=None, w_hr=None, bias=None, threads=None
     c[0] = c0
     kernels = None
     if w_hr is None and gx.flags.c_contiguous:
-        kernels = lstm_kernels(B, H, dtype, threads)
+        kernels = lstm_kernels(B, H, dtype, threads, T)
     if kernels is not None:  # compiled loops: same equations, same cache
         if bias is not None:
             bias = np.ascontiguousarray(bias, dtype=dtype)
@@ -274,7 +274,7 @@ def lstm_backward(d_output, dh_n, dc_n, cache, w_hh, w_hr=None, threads=None):
     P = h.shape[-1]
     dh = np.zeros((B, P), dtype) if dh_n is None else np.array(dh_n, dtype=dtype, order="C")
     dc = np.zeros((B, H), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, order="C")
-    kernels = None if w_hr is not None else lstm_kernels(B, H, dtype, threads)
+    kernels = None if w_hr is not None else lstm_kernels(B, H, dtype, threads, T)
     if kernels is not None:  # small steps: one compiled loop, same numbers to round-off
         kernels[1](d_output, dh, dc, gates, c, tanh_c, w_hh,
                    None if mask is None else mask[..., 0])
