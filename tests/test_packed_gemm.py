@@ -237,3 +237,14 @@ def test_a_worker_that_fails_raises_in_the_caller(monkeypatch):
     monkeypatch.setattr(_lockstep, "serve_gemm", broken)
     with pytest.raises(RuntimeError, match="worker failed"):
         _recurrence(2, 5, 4, 40)
+
+
+def test_once_the_pool_takes_no_work_the_caller_computes_every_panel(monkeypatch):
+    """After interpreter shutdown has begun (the pool refuses work), a pass still runs."""
+    class Closed:
+        def submit(self, *args):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(compiled, "_pool", lambda workers: Closed())
+    a, serial = _recurrence(3, 8, 5, 40)
+    np.testing.assert_array_equal(a, serial)

@@ -130,7 +130,8 @@ class GemmSteps:
     step ``k``, ``steps.gemm(k)`` computes ``out = a3[steps[k]] @ B`` (the
     caller's share of the panels, then a wait for the workers'). The workers
     start on entry (one job each in the region's pool) and end on exit, also
-    when the pass stops early with an error.
+    when the pass stops early with an error. Once the interpreter is shutting
+    down (the pool takes no work), the caller computes every panel.
     """
 
     def __init__(self, threads, a3, steps, bp, out):
@@ -148,7 +149,12 @@ class GemmSteps:
 
     def __enter__(self):
         for i in range(1, len(self.bounds) - 1):
-            self.futures.append(self.pool.submit(self._worker, i))
+            try:
+                self.futures.append(self.pool.submit(self._worker, i))
+            except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+                self.__exit__(None, None, None)  # the workers started stop
+                self.futures, self.bounds = [], [0, self.bp.shape[0]]  # all on the caller
+                break
         return self
 
     def _worker(self, i):

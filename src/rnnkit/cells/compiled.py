@@ -3,7 +3,7 @@
 A NumPy LSTM step calls ~20 ufuncs (one pass over memory and about 1 us of
 call overhead each) around its two GEMMs, so below the GEMM-bound sizes
 most of its time is not arithmetic. With numba installed the loops run
-compiled, in one of three forms:
+compiled, in one of these forms:
 
 - the whole unroll and its backward pass as one call (``B * H <=
   RNNKIT_COMPILED_MAX_UNITS``, default 1024, and ``H <= 256``): its matrix
@@ -382,11 +382,13 @@ def lstm_kernels(B, H, dtype, threads=None, T=None):
 def _packed_kernels(kernels, threads, one):
     """(forward, backward) of :func:`lstm_kernels` with the per-step GEMMs on a packed W_hh.
 
-    Each pass packs W_hh once (its panels split over ``threads``); each step
-    is one hand-off in which every thread computes its panels of the step's
-    GEMM, then the compiled elementwise step on the calling thread. The
-    GEMMs' sums run in k order (:mod:`rnnkit.cells._packed_gemm`), so rows and
-    threads get the numbers they would get alone.
+    Each pass packs W_hh once (its panels split over ``threads``); the
+    threads' other members take the whole pass and compute their panels of
+    each step's GEMM once the caller posts the step
+    (:class:`rnnkit.cells._lockstep.GemmSteps`), and the caller then runs the
+    compiled elementwise step. The GEMMs' sums run in k order
+    (:mod:`rnnkit.cells._packed_gemm`), so rows and threads get the numbers
+    they would get alone.
     """
     from . import _lockstep
     from . import _packed_gemm as pg
@@ -657,8 +659,10 @@ def parallel(num_threads=None):
     back on exit, as ``threadpoolctl.threadpool_limits`` does) and rnnkit
     uses ``num_threads`` threads of its own: an LSTM layer with at least
     ``THREADED_MIN_ROWS`` batch rows a thread and ``H <= THREADED_MAX_H``
-    runs each thread's rows through the whole unroll, and its other GEMMs
-    and those of ``Linear`` layers are split by rows. ``SequenceModel``
+    runs each thread's rows through the whole unroll, one from H = 256
+    (:func:`packed`) splits each step's GEMM on a packed W_hh over the
+    threads, and its other GEMMs and those of ``Linear`` layers are split by
+    rows. ``SequenceModel``
     enters it by itself where its LSTM qualifies. Outside a region the
     layers use one thread plus OpenBLAS's own, because a multi-threaded
     GEMM leaves OpenBLAS's workers spinning on the cores for about 0.1 s:
@@ -739,7 +743,8 @@ def lstm_threads(T, B, H, dtype):
     OpenBLAS): from ``THREADED_MIN_T`` steps, ``H <= THREADED_MAX_H`` and
     ``THREADED_MIN_ROWS`` batch rows a thread, or from
     ``THREADED_SMALL_MIN_ROWS`` rows where the threads' GEMMs take OpenBLAS's
-    small-matrix kernels (see ``SMALL_GEMM_MNK``). ``RNNKIT_THREADED=0`` (or
+    small-matrix kernels (see ``SMALL_GEMM_MNK``), or where each step's GEMM
+    runs on a packed W_hh over the threads (:func:`packed`). ``RNNKIT_THREADED=0`` (or
     false, off, no) turns threads off; an integer N >= 2 uses N threads
     whenever ``B >= N``, region or not (for tests and experiments).
 
