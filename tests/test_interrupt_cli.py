@@ -112,6 +112,9 @@ def interrupt(proc, after_step, sig, out):
     m = re.search(r"interrupted at step (\d+); model and checkpoint saved in (.+?); "
                   r"continue with: rnnkit train --resume (\S+)", stderr)
     assert m, f"no message saying where the checkpoint is: {stderr}"
+    # Ctrl-C can abort the save with a second one; SIGTERM is named, not called Ctrl-C
+    said = "Ctrl-C again to abort" if sig == signal.SIGINT else "SIGTERM received"
+    assert f"stopping after this step and saving ({said})" in stderr, stderr
     step = int(m.group(1))
     assert m.group(2) == str(out) and m.group(3) == str(out)
     assert after_step <= step < STEPS

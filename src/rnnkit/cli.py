@@ -189,8 +189,9 @@ class _StopOnSignal:
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: stop now
         self.signum = signum
-        print("\nrnnkit: stopping after this step and saving (Ctrl-C again to abort)",
-              file=sys.stderr)
+        how = ("Ctrl-C again to abort" if signum == signal.SIGINT
+               else f"{signal.Signals(signum).name} received")
+        print(f"\nrnnkit: stopping after this step and saving ({how})", file=sys.stderr)
         self.trainer.request_stop()
 
     def restore(self):
