@@ -91,6 +91,7 @@ def test_packed_rule(monkeypatch):
     PACKED_MIN_T steps, with two threads or more, on the hosts where the micro-kernel was
     measured (AVX-512)."""
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
     T, B, H = compiled.PACKED_MIN_T, compiled.PACKED_MIN_B, compiled.PACKED_MIN_H
     H1 = compiled.PACKED_B1_MIN_H
     assert B > 1 and H1 > H
@@ -119,6 +120,7 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
     monkeypatch.delenv("RNNKIT_THREADED", raising=False)
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
     monkeypatch.setattr(compiled, "PACKED_MIN_H", 40)
     monkeypatch.setattr(compiled, "PACKED_MIN_B", 3)
     monkeypatch.setattr(compiled, "PACKED_MIN_T", 6)
@@ -152,6 +154,7 @@ def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked):
     included, at a hidden size that leaves a partial panel (H = 37)."""
     _blas()
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
     monkeypatch.setattr(compiled, "PACKED_MIN_H", 8)
     monkeypatch.setattr(compiled, "PACKED_MIN_B", 2)
     monkeypatch.setattr(compiled, "PACKED_MIN_T", 0)
@@ -248,3 +251,51 @@ def test_once_the_pool_takes_no_work_the_caller_computes_every_panel(monkeypatch
     monkeypatch.setattr(compiled, "_pool", lambda workers: Closed())
     a, serial = _recurrence(3, 8, 5, 40)
     np.testing.assert_array_equal(a, serial)
+
+
+def test_a_ctrl_c_while_the_workers_start_leaves_no_worker_waiting(monkeypatch):
+    """A KeyboardInterrupt inside the pool's submit (after a worker was queued): the
+    workers queued stop, and the next pass runs (before, it waited forever)."""
+    real = compiled._pool(2)
+
+    class Interrupted:
+        calls = 0
+
+        def submit(self, *args):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return real.submit(*args)
+
+    monkeypatch.setattr(compiled, "_pool", lambda workers: Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        _recurrence(3, 8, 5, 40)
+    monkeypatch.undo()
+    a, serial = _recurrence(3, 8, 5, 40)
+    np.testing.assert_array_equal(a, serial)
+
+
+def test_a_pass_while_another_holds_the_pool_runs_on_its_caller():
+    """Two passes at once (other Python threads) do not share the pool's workers: the
+    second computes every panel itself, so neither waits for a worker queued behind the
+    other's."""
+    threads = compiled.Threads(None, 3)
+    rng = np.random.default_rng(0)
+    bp = _packed(rng.standard_normal((100, 40)).astype(np.float32), np.float32)
+    a = rng.standard_normal((2, 5, 40)).astype(np.float32)
+    out1, out2 = np.empty((5, 100), np.float32), np.empty((5, 100), np.float32)
+    with _lockstep.GemmSteps(threads, a, np.arange(2), bp, out1) as first:
+        with _lockstep.GemmSteps(threads, a, np.arange(2), bp, out2) as second:
+            assert second.futures == [] and len(first.futures) == 2
+            second.gemm(1)
+        first.gemm(1)
+    np.testing.assert_array_equal(out1, out2)
+    with _lockstep.GemmSteps(threads, a, np.arange(2), bp, out2) as again:
+        assert len(again.futures) == 2  # the pool is free again
+
+
+def test_no_packed_path_with_more_threads_than_cores(monkeypatch):
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "_usable_cores", lambda: 2)
+    assert compiled.packed(64, 32, 512, 2)
+    assert not compiled.packed(64, 32, 512, 3)

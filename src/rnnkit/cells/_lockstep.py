@@ -20,6 +20,7 @@ atomics), so a step's inputs written before its flag are seen after it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -146,15 +147,24 @@ class GemmSteps:
         # worker clears it, so no wake-up is lost
         self.pool = _pool(n - 1)
         self.futures = []
+        self.owner = False
 
     def __enter__(self):
-        for i in range(1, len(self.bounds) - 1):
-            try:
+        # one pass at a time holds the pool: two passes of other Python threads that queued
+        # their workers interleaved could each wait for a worker queued behind the other's
+        self.owner = _passes.acquire(blocking=False)
+        if not self.owner:  # another pass runs: this one computes every panel itself
+            self.bounds = [0, self.bp.shape[0]]
+            return self
+        try:
+            for i in range(1, len(self.bounds) - 1):
                 self.futures.append(self.pool.submit(self._worker, i))
-            except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
-                self.__exit__(None, None, None)  # the workers started stop
-                self.futures, self.bounds = [], [0, self.bp.shape[0]]  # all on the caller
-                break
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            self.__exit__(None, None, None)  # the workers started stop
+            self.futures, self.bounds = [], [0, self.bp.shape[0]]  # all on the caller
+        except BaseException:  # a Ctrl-C in submit: stop the workers queued, then raise
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _worker(self, i):
@@ -183,7 +193,7 @@ class GemmSteps:
                 continue
             while load(flags, slot) <= k:  # a worker late (descheduled): sleep, do not spin
                 future = self.futures[slot - 2]
-                if future.done():
+                if future.done() and load(flags, slot) <= k:  # (it may have just finished)
                     future.result()  # a worker's error, raised here
                     raise RuntimeError("rnnkit: a worker thread ended before its pass")
                 time.sleep(50e-6)
@@ -192,9 +202,25 @@ class GemmSteps:
         post(self.flags, 1, 1)  # workers still waiting stop
         for wake in self.wakes:
             wake.set()
-        for f in self.futures:
-            f.result()
+        try:
+            for f in self.futures:
+                f.result()
+        finally:
+            if self.owner:
+                self.owner = False
+                _passes.release()
 
+
+_passes = threading.Lock()  # held by the pass whose workers are in the pool
+
+
+def _after_fork_in_child():
+    global _passes
+    _passes = threading.Lock()  # the child has none of the parent's threads or passes
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def _flags(n):
     import numpy as np

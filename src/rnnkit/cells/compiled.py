@@ -433,10 +433,20 @@ def _packed_kernels(kernels, threads, one):
 def packed(T, B, H, n):
     """True where an LSTM pass of T steps (None: any), B rows and H units, in a region of
     ``n`` threads, runs its per-step GEMMs on a packed W_hh (``PACKED_*``, on hosts with
-    AVX-512)."""
+    AVX-512, with no more threads than the process's cores)."""
     big = B >= PACKED_MIN_B and H >= PACKED_MIN_H or B >= 1 and H >= PACKED_B1_MIN_H
     long = T is None or T >= PACKED_MIN_T
-    return n >= 2 and big and long and _packed_fast()
+    # each step waits for every thread: with more threads than the process may run at
+    # once, a step waits for the scheduler (70x slower at 2 threads pinned to one core)
+    return 2 <= n <= _usable_cores() and big and long and _packed_fast()
+
+
+def _usable_cores():
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _packed_fast():
