@@ -58,8 +58,11 @@ def _store(typingctx, flags, i, value):
 
 @intrinsic
 def _cycles(typingctx):
-    """The processor's cycle counter (the time-stamp counter on x86), for spin budgets."""
+    """The time-stamp counter on x86 (cycles), for spin budgets; 0 elsewhere, where reading
+    a cycle counter from user space may trap (aarch64's PMCCNTR)."""
     def codegen(context, builder, signature, args):
+        if not _X86:
+            return ir.Constant(ir.IntType(64), 0)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
                                             "llvm.readcyclecounter")
         return builder.call(fn, [])
@@ -82,15 +85,16 @@ def _pause(typingctx):
 @_jit
 def spin_until(flags, i, value, budget):
     """Spin until ``flags[i] >= value`` (True) or the pass is abandoned (``flags[1]``,
-    False), for at most ``budget`` cycles (then False); at least 1000 tries where the
-    cycle counter does not move."""
+    False), for at most ``budget`` cycles (then False), or ``budget // 16`` tries where
+    there is no cycle counter (a ``pause`` takes 40 cycles or more: the cycles end first
+    on x86)."""
     start = _cycles()
     tries = 0
     while _load(flags, i) < value:
         if _load(flags, 1) != 0:
             return False
         tries += 1
-        if tries > 1000 and _cycles() - start > budget:
+        if tries > 1000 and (_cycles() - start > budget or tries > budget // 16):
             return False
         _pause()
     return True
