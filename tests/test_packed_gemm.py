@@ -112,6 +112,15 @@ def _blas():
     return kernels.BLAS
 
 
+def _force_packed(monkeypatch, min_h, min_b, min_t):
+    """The packed path from these sizes, on any host (AVX-512 or not, any core count)."""
+    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
+    monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
+    monkeypatch.setattr(compiled, "PACKED_MIN_H", min_h)
+    monkeypatch.setattr(compiled, "PACKED_MIN_B", min_b)
+    monkeypatch.setattr(compiled, "PACKED_MIN_T", min_t)
+
+
 def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
     """lstm_threads returns the region's threads for packed sizes, lstm_region opens one,
     and the layer's pass then runs packed_gemm on every step."""
@@ -119,11 +128,7 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
     _blas()
     monkeypatch.delenv("RNNKIT_THREADED", raising=False)
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
-    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
-    monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
-    monkeypatch.setattr(compiled, "PACKED_MIN_H", 40)
-    monkeypatch.setattr(compiled, "PACKED_MIN_B", 3)
-    monkeypatch.setattr(compiled, "PACKED_MIN_T", 6)
+    _force_packed(monkeypatch, 40, 3, 6)
     T, B, H = 6, 3, 40
     calls = []
     real = _lockstep.GemmSteps.gemm
@@ -153,11 +158,7 @@ def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked):
     """Forward, backward and every gradient: the NumPy loops' numbers, padded rows
     included, at a hidden size that leaves a partial panel (H = 37)."""
     _blas()
-    monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
-    monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
-    monkeypatch.setattr(compiled, "PACKED_MIN_H", 8)
-    monkeypatch.setattr(compiled, "PACKED_MIN_B", 2)
-    monkeypatch.setattr(compiled, "PACKED_MIN_T", 0)
+    _force_packed(monkeypatch, 8, 2, 0)
     T, B, H = 6, 5, 37
     rng = np.random.default_rng(2)
     x = rng.standard_normal((T, B, 4)).astype(dtype)

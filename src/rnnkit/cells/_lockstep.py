@@ -24,6 +24,7 @@ import os
 import threading
 import time
 
+import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
@@ -146,7 +147,7 @@ class GemmSteps:
         n = threads.n
         P = bp.shape[0]
         self.bounds = [P * i // n for i in range(n + 1)]
-        self.flags = _flags(n)
+        self.flags = np.zeros(n + 2, np.int64)  # see the module's docstring
         self.wakes = [threading.Event() for _ in range(n - 1)]  # one each: only its own
         # worker clears it, so no wake-up is lost
         self.pool = _pool(n - 1)
@@ -225,8 +226,3 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-def _flags(n):
-    import numpy as np
-
-    return np.zeros(n + 2, np.int64)
