@@ -792,6 +792,28 @@ def test_linear_layer_splits_its_gemms_in_a_region(monkeypatch):
     assert len(calls) == 3
 
 
+def test_threads_matmul_keeps_small_products_on_the_caller(monkeypatch):
+    """Below SPLIT_MIN_MNK multiply-adds a hand-off costs more than it saves: no split;
+    above, the rows are split. The same numbers either way."""
+    calls = []
+    real = compiled.Threads.run
+
+    def spy(self, fn, size):
+        calls.append(size)
+        return real(self, fn, size)
+    monkeypatch.setattr(compiled.Threads, "run", spy)
+    threads = compiled.Threads(None, 2)
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((32, 2048))
+    small = rng.standard_normal((50, 32))  # an input projection at B = 1, T = 50, H = 512
+    assert 50 * 32 * 2048 < compiled.SPLIT_MIN_MNK
+    np.testing.assert_array_equal(threads.matmul(small, b), small @ b)
+    assert calls == []
+    big = rng.standard_normal((compiled.SPLIT_MIN_MNK // (32 * 2048) + 1, 32))
+    np.testing.assert_allclose(threads.matmul(big, b), big @ b, rtol=1e-12)
+    assert calls == [big.shape[0]]
+
+
 @pytest.mark.parametrize("task,bidirectional", [("many_to_many", False),
                                                 ("many_to_one", True)])
 def test_sequence_model_threads_its_lstm_by_itself(monkeypatch, task, bidirectional):

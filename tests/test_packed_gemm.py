@@ -87,9 +87,9 @@ def test_packed_gemm_reads_and_writes_rows_with_any_row_stride():
 
 
 def test_packed_rule(monkeypatch):
-    """From PACKED_MIN_B rows and PACKED_MIN_H units (one row from PACKED_B1_MIN_H) and
-    PACKED_MIN_T steps, with two threads or more, on the hosts where the micro-kernel was
-    measured (AVX-512)."""
+    """From PACKED_MIN_B rows and PACKED_MIN_H units (one row from PACKED_B1_MIN_H, or
+    from PACKED_MIN_H over PACKED_B1_MIN_T steps) and PACKED_MIN_T steps, with two threads
+    or more, on the hosts where the micro-kernel was measured (AVX-512)."""
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
     monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
     T, B, H = compiled.PACKED_MIN_T, compiled.PACKED_MIN_B, compiled.PACKED_MIN_H
@@ -101,6 +101,9 @@ def test_packed_rule(monkeypatch):
     assert not compiled.packed(T - 1, B, H, 2)
     assert not compiled.packed(T, B, H - 1, 2)
     assert not compiled.packed(T, 1, H1 - 1, 2)
+    T1 = compiled.PACKED_B1_MIN_T
+    assert T1 > T and compiled.packed(T1, 1, H, 2) and compiled.packed(T1, 1, H1 - 1, 2)
+    assert not compiled.packed(T1 - 1, 1, H1 - 1, 2) and not compiled.packed(T1, 1, H - 1, 2)
     monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
     assert not compiled.packed(T, 128, 4 * H, 2)
 
@@ -130,14 +133,22 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
     monkeypatch.setenv("RNNKIT_COMPILED", "1")
     _force_packed(monkeypatch, 40, 3, 6)
     T, B, H = 6, 3, 40
-    calls = []
-    real = _lockstep.GemmSteps.gemm
+    steps = {"forward": [], "backward": []}
+    late = {"forward": [], "backward": []}
 
-    def spy(self, k):
-        calls.append(self.a3[self.steps[k]].shape)
-        return real(self, k)
+    def spy(name):  # the steps each compiled call of the caller's loop went through
+        real = getattr(_lockstep, f"lstm_{name}_packed")
 
-    monkeypatch.setattr(_lockstep.GemmSteps, "gemm", spy)
+        def call(*args):
+            start, stop, ret = args[-3], args[-2], real(*args)
+            steps[name].extend(range(start, ret))
+            if ret < stop:  # a worker late (its first call compiles): finished in Python
+                late[name].append(ret)
+            return ret
+        monkeypatch.setattr(_lockstep, f"lstm_{name}_packed", call)
+
+    spy("forward")
+    spy("backward")
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         assert compiled.lstm_threads(T, B, H, np.float32) is None  # outside a region
         with compiled.lstm_region(T, B, H, np.float32) as region:
@@ -148,17 +159,24 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
             m = LSTM(5, H, dtype=np.float32, rng=0)
             out, _ = m(np.ones((T, B, 5), np.float32))
             m.backward(np.ones_like(out))
-    # forward and backward, every step
-    assert calls == [(B, H)] * T + [(B, 4 * H)] * T
+    # forward and backward, every step; most in the compiled loop
+    for name, done in steps.items():
+        assert sorted(done + late[name]) == list(range(T))
+        assert len(done) > len(late[name])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True])
-def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked):
+@pytest.mark.parametrize("spin", [None, 0])
+def test_packed_path_matches_numpy_path(monkeypatch, dtype, masked, spin):
     """Forward, backward and every gradient: the NumPy loops' numbers, padded rows
-    included, at a hidden size that leaves a partial panel (H = 37)."""
+    included, at a hidden size that leaves a partial panel (H = 37). With no spin budget
+    the compiled loop gives up on the workers at most steps, and Python finishes those
+    steps (the path of a worker descheduled), while the workers sleep between steps."""
     _blas()
     _force_packed(monkeypatch, 8, 2, 0)
+    if spin is not None:
+        monkeypatch.setattr(_lockstep, "SPIN_CYCLES", spin)
     T, B, H = 6, 5, 37
     rng = np.random.default_rng(2)
     x = rng.standard_normal((T, B, 4)).astype(dtype)
@@ -184,6 +202,9 @@ def test_arrays_of_different_dtypes_are_a_typing_error_not_a_crash():
     with pytest.raises(numba.core.errors.TypingError):
         pg.packed_gemm(np.ones((2, 3), np.float32), np.ones((1, 3, pg.panel_width(np.float64))),
                        np.ones((2, 4), np.float32), 0, 1)
+    with pytest.raises(numba.core.errors.TypingError):  # the packers likewise
+        pg.pack_rows(np.ones((40, 3)), np.ones((2, 3, pg.panel_width(np.float32)), np.float32),
+                     0, 2)
 
 
 def _recurrence(threads_n, K, M, D, pause=0.0, fail_at=None):
@@ -193,7 +214,7 @@ def _recurrence(threads_n, K, M, D, pause=0.0, fail_at=None):
     import time
 
     rng = np.random.default_rng(K)
-    w = rng.standard_normal((3 * D, D)).astype(np.float32) / np.sqrt(D)
+    w = (rng.standard_normal((3 * D, D)) / np.sqrt(D)).astype(np.float32)
     bp = _packed(w, np.float32)
     a = np.full((K + 1, M, D), np.nan, np.float32)  # a step read too early gives NaN
     a[0] = rng.standard_normal((M, D))

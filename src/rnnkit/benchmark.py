@@ -467,7 +467,8 @@ def _machine(torch, threadpool_info):
                       "per-step GEMMs on W_hh packed once per pass (rnnkit's micro-kernel, "
                       "its panels over the threads, which wait for each step on a flag) from "
                       f"{compiled.PACKED_MIN_B} rows at H >= {compiled.PACKED_MIN_H} and 1 "
-                      f"row at H >= {compiled.PACKED_B1_MIN_H}")
+                      f"row at H >= {compiled.PACKED_B1_MIN_H} (H >= {compiled.PACKED_MIN_H} "
+                      f"from {compiled.PACKED_B1_MIN_T} steps)")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),

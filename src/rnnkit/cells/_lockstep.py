@@ -12,6 +12,16 @@ microsecond. So a worker spins only while the pass runs, and sleeps in any
 longer wait (the caller descheduled by a busy machine, a slow step), as
 OpenBLAS's workers do after their 0.1 s of spinning.
 
+The caller's side of an LSTM pass (``lstm_forward_packed``,
+``lstm_backward_packed``) is compiled too: many steps in one call, each
+posting the step, computing the caller's panels, waiting for the workers'
+flags and running the elementwise step, with no Python in between (a step
+at B = 1, H = 512 is about 27 us, of which Python's per-step calls had
+taken several) and the GIL released, so other Python threads of the
+program do not hold up the steps. A wait that outlasts the spin returns to
+Python, which wakes the workers, sleeps until they are done and finishes
+that step.
+
 Flags (int64): ``flags[0]`` the number of steps posted by the caller,
 ``flags[1]`` 1 once the pass is abandoned, ``flags[2 + i]`` the number of
 steps worker ``i`` has finished. Loads acquire and stores release (LLVM
@@ -32,7 +42,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _packed_gemm
-from ._compiled_kernels import _jit
+from ._compiled_kernels import _jit, _rows, lstm_backward_step, lstm_forward_step
 
 SPIN_CYCLES = 3_000_000  # about 1 ms at 3 GHz, on the time-stamp counter
 _X86 = llvm.get_process_triple().startswith(("x86_64", "i386", "i686"))
@@ -129,21 +139,106 @@ def serve_gemm(a3, steps, bp, out, lo, hi, flags, slot, k, budget):
     return n
 
 
+@_jit
+def await_workers(flags, workers, k, budget):
+    """Spin until the ``workers`` workers have finished step ``k - 1`` (``flags[2 + i] >=
+    k``): True, or False once a wait passed ``budget`` cycles."""
+    for slot in range(2, 2 + workers):
+        if not spin_until(flags, slot, k, budget):
+            return False
+    return True
+
+
+@_jit
+def lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh, flags, workers, hi, t, stop,
+                        budget):
+    """The caller's side of forward steps ``t .. stop - 1`` on a packed W_hh^T, in one call.
+
+    Per step: post it, ``gh[:, panels 0..hi-1] = h[t] @ W_hh^T`` (the caller's share;
+    the workers compute the rest), wait for the workers, then the elementwise step
+    (``lstm_forward_step``). The arrays are ``lstm_forward``'s (C-contiguous; ``mask``
+    (T, B) bool or None, ``bias`` (4H,) or None). Returns ``stop``, or the step whose
+    workers it waited for past ``budget`` cycles: its GEMM is posted and the caller's
+    share done; the caller waits for them and finishes that step itself.
+    """
+    while t < stop:
+        h_prev = _rows(h[t])
+        _store(flags, 0, t + 1)
+        _packed_gemm.packed_gemm(h_prev, bp, gh, 0, hi)
+        if not await_workers(flags, workers, t + 1, budget):
+            return t
+        if mask is None:
+            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
+                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), None)
+        else:
+            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
+                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), mask[t])
+        t += 1
+    return stop
+
+
+@_jit
+def lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp, dh_in, keep, one,
+                         flags, workers, hi, k, stop, budget):
+    """The caller's side of backward steps ``k .. stop - 1`` (step ``k`` is time ``T - 1 -
+    k``) on a packed W_hh, in one call.
+
+    Per step: the elementwise step (``lstm_backward_step``: the gates become dgates),
+    post it, ``dh_in[:, panels 0..hi-1] = dgates @ W_hh`` (the caller's share), wait for
+    the workers, then padded rows get their ``dh`` back from ``keep``. Returns ``stop``,
+    or the step whose workers it waited for past ``budget`` cycles (the padded rows of
+    that step not yet put back: the caller does it).
+    """
+    T = gates.shape[0]
+    while k < stop:
+        t = T - 1 - k
+        a = _rows(gates[t])
+        if d_output is None:
+            if mask is None:
+                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
+                                            _rows(tanh_c[t]), None, keep, one)
+            else:
+                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
+                                            _rows(tanh_c[t]), mask[t], keep, one)
+        elif mask is None:
+            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
+                                        _rows(tanh_c[t]), None, keep, one)
+        else:
+            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
+                                        _rows(tanh_c[t]), mask[t], keep, one)
+        _store(flags, 0, k + 1)
+        _packed_gemm.packed_gemm(a, bp, dh_in, 0, hi)
+        if not await_workers(flags, workers, k + 1, budget):
+            return k
+        if mask is not None:  # noqa: SIM102 - alone, numba prunes it when mask is None
+            if padded:
+                for b in range(dh_in.shape[0]):
+                    if not mask[t, b]:  # a padded row keeps its dh
+                        dh_in[b] = keep[b]
+        k += 1
+    return stop
+
+
 class GemmSteps:
     """The region's workers, each on its panels of every step's packed GEMM, for one pass.
 
     ``with GemmSteps(threads, a3, steps, bp, out) as steps:`` then, for each
     step ``k``, ``steps.gemm(k)`` computes ``out = a3[steps[k]] @ B`` (the
-    caller's share of the panels, then a wait for the workers'). The workers
-    start on entry (one job each in the region's pool) and end on exit, also
-    when the pass stops early with an error. Once the interpreter is shutting
-    down (the pool takes no work), the caller computes every panel.
+    caller's share of the panels, then a wait for the workers'), or a compiled
+    loop (``lstm_forward_packed``) runs the caller's side of many steps. The
+    workers start on entry (one job each in the region's pool) and end on
+    exit, also when the pass stops early with an error. ``pack(lo, hi)``, if
+    given, fills the panels ``lo..hi-1`` of ``bp``: each thread packs its own
+    panels first (the caller on entry), so no thread waits for another's
+    packing and each finds its panels in its own cache. Once the interpreter
+    is shutting down (the pool takes no work), or while another pass holds
+    the pool, the caller packs and computes every panel.
     """
 
-    def __init__(self, threads, a3, steps, bp, out):
+    def __init__(self, threads, a3, steps, bp, out, pack=None):
         from .compiled import _pool
 
-        self.a3, self.steps, self.bp, self.out = a3, steps, bp, out
+        self.a3, self.steps, self.bp, self.out, self.pack = a3, steps, bp, out, pack
         n = threads.n
         P = bp.shape[0]
         self.bounds = [P * i // n for i in range(n + 1)]
@@ -160,7 +255,6 @@ class GemmSteps:
         self.owner = _passes.acquire(blocking=False)
         if not self.owner:  # another pass runs: this one computes every panel itself
             self.bounds = [0, self.bp.shape[0]]
-            return self
         try:
             for i in range(1, len(self.bounds) - 1):
                 self.futures.append(self.pool.submit(self._worker, i))
@@ -170,11 +264,19 @@ class GemmSteps:
         except BaseException:  # a Ctrl-C in submit: stop the workers queued, then raise
             self.__exit__(None, None, None)
             raise
+        if self.pack is not None:
+            try:
+                self.pack(self.bounds[0], self.bounds[1])  # the caller's panels
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
         return self
 
     def _worker(self, i):
         k, lo, hi, slot = 0, self.bounds[i], self.bounds[i + 1], 1 + i
         flags, wake = self.flags, self.wakes[i - 1]
+        if self.pack is not None:
+            self.pack(lo, hi)  # its own panels: no wait for the others' packing
         while True:
             k = serve_gemm(self.a3, self.steps, self.bp, self.out, lo, hi, flags, slot, k,
                            SPIN_CYCLES)
@@ -188,11 +290,20 @@ class GemmSteps:
 
     def gemm(self, k):
         """Step ``k``'s GEMM on every thread; returns once all panels are written."""
-        flags = self.flags
-        post(flags, 0, k + 1)
+        post(self.flags, 0, k + 1)
+        self.wake()
+        _packed_gemm.packed_gemm(self.a3[self.steps[k]], self.bp, self.out, 0, self.bounds[1])
+        self.wait(k)
+
+    def wake(self):
+        """Wake the workers that sleep (a post of the caller's is seen by the others)."""
         for wake in self.wakes:
             wake.set()
-        _packed_gemm.packed_gemm(self.a3[self.steps[k]], self.bp, self.out, 0, self.bounds[1])
+
+    def wait(self, k):
+        """Return once every worker has finished step ``k`` (spinning up to ``SPIN_CYCLES``
+        on each, then sleeping 50 us at a time); a worker's error is raised here."""
+        flags = self.flags
         for slot in range(2, len(self.bounds)):
             if spin_until(flags, slot, k + 1, SPIN_CYCLES):
                 continue
@@ -205,8 +316,7 @@ class GemmSteps:
 
     def __exit__(self, *exc):
         post(self.flags, 1, 1)  # workers still waiting stop
-        for wake in self.wakes:
-            wake.set()
+        self.wake()
         try:
             for f in self.futures:
                 f.result()

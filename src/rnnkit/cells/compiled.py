@@ -23,12 +23,13 @@ compiled, in one of these forms:
 - from 64 batch rows (on two threads) up to H = 256, or from 16 up to H =
   128, the batch split over threads, each running that BLAS loop over its
   own rows (below);
-- from H = 256 (``PACKED_*``: from 2 rows, from 1 at H = 1024, from 30
-  steps), inside a region, each step's GEMM on W_hh packed once per pass
-  (:mod:`rnnkit.cells._packed_gemm`), its panels split over the region's
-  threads, which take the whole pass and wait for each step on a flag
-  (:mod:`rnnkit.cells._lockstep`), then the compiled elementwise step on
-  the calling thread. BLAS libraries copy all of W_hh into their own layout
+- from H = 256 (``PACKED_*``: from 2 rows, from 1 at H = 1024 or over 100
+  steps, from 30 steps), inside a region, each step's GEMM on W_hh packed
+  once per pass (:mod:`rnnkit.cells._packed_gemm`), its panels split over
+  the region's threads, which take the whole pass and wait for each step on
+  a flag (:mod:`rnnkit.cells._lockstep`), then the compiled elementwise
+  step on the calling thread; the caller's side of 32 steps is one compiled
+  call (no Python between steps, the GIL released). BLAS libraries copy all of W_hh into their own layout
   at every call, which is most of a few-row GEMM's time; packing once is
   what oneDNN's RNN primitive (and so PyTorch's CPU LSTM) does. Training
   step against the paths before: 0.77-0.87x at B = 32 (H = 256-1024),
@@ -94,6 +95,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .. import _workspace as workspace
+
 DEFAULT_MAX_UNITS = 1024  # largest B*H for the whole-unroll loop
 WHOLE_MAX_H = 256  # above, W_hh^T (4 H^2 numbers) no longer stays in cache between rows
 # batch and hidden sizes whose recurrent GEMMs write column-major output (backward reads
@@ -153,19 +156,32 @@ BLAS_LOOP_MIN_H, BLAS_LOOP_MAX_H = 16, 128
 # in vector registers), its panels split over the region's threads, which wait for each step
 # on a flag (rnnkit.cells._lockstep), where OpenBLAS copies all of W_hh into its own layout
 # at every call: from PACKED_MIN_B rows at H >= PACKED_MIN_H, and at one row from H >=
-# PACKED_B1_MIN_H. Training step against the paths before (T = 50, float32, 2 threads):
-# B = 32: H = 256 0.87x, 384 0.84x, 512 0.82x, 1024 0.77x; B = 2-8: H = 256 0.79-0.87x (0.66x
-# at T = 200), H = 512 0.61-0.83x, H = 1024 0.54-0.64x; B = 64-128: H = 256 0.86-0.92x
-# (against the batch split), H = 384-512 0.90-0.99x, H = 1024 0.99x (OpenBLAS's GEMMs are
-# as fast at 128 rows); inference at B = 32, H = 512 0.75x. At one row, only from H = 1024
-# (T = 200: 0.86x, inference 0.85x; T = 50 0.97-0.99x; H = 512 inference 1.15x, H = 768 1.05x:
-# one GEMV a row, MATRIX_VECTOR_*, stays). Lost: H = 128 (1.14-1.41x against the batch split
-# and the BLAS loop), and T = 10 (1.07x at B = 32, H = 256; 1.26x at B = 2, H = 512: the
-# packing and the workers' start weigh more than ten steps gain)
+# PACKED_B1_MIN_H, or from H >= PACKED_MIN_H over PACKED_B1_MIN_T steps. Training step
+# against the paths before (T = 50, float32, 2 threads; session 8, with a Python loop over
+# the steps): B = 32: H = 256 0.87x, 384 0.84x, 512 0.82x, 1024 0.77x; B = 2-8: H = 256
+# 0.79-0.87x (0.66x at T = 200), H = 512 0.61-0.83x, H = 1024 0.54-0.64x; B = 64-128: H =
+# 256 0.86-0.92x (against the batch split), H = 384-512 0.90-0.99x, H = 1024 0.99x
+# (OpenBLAS's GEMMs are as fast at 128 rows); inference at B = 32, H = 512 0.75x. Lost: H =
+# 128 (1.14-1.41x against the batch split and the BLAS loop), and T = 10 (1.07x at B = 32, H
+# = 256; 1.26x at B = 2, H = 512: the packing and the workers' start weigh more than ten
+# steps gain). The caller's side of the steps then became one compiled call per
+# PACKED_CHUNK steps (no Python per step): 0.87-0.94x more at B = 1, 0.94x at B = 4, H =
+# 512, 0.97-1.0x at B = 32-128. At one row (inference, against one GEMV a row, or the
+# whole unroll below H = 384): H = 1024 0.94-0.97x (T = 50 and 200); H = 512 0.87-0.91x at
+# T = 200 but 1.0x at T = 50 and 1.19x at T = 30; H = 384 0.88x at T = 200, 1.13x at T =
+# 50; H = 256 0.76x at T = 50 and 200 (W_hh in the cores' L2). The fixed cost of a pass
+# (packing, the workers' start) is what a few dozen steps must win back.
 PACKED_MIN_T = 30
 PACKED_MIN_B = 2
 PACKED_MIN_H = 256
 PACKED_B1_MIN_H = 1024
+PACKED_B1_MIN_T = 100
+# steps per compiled call of the packed path's caller: a Ctrl-C is seen between two calls
+PACKED_CHUNK = 32
+# Threads.matmul runs a product of fewer multiply-adds (M * K * N) on the caller alone: a
+# hand-off to a pool thread costs more (50 x 32 @ 32 x 2048, an LSTM's input projection at
+# B = 1, T = 50, H = 512: 115 us on one thread, 154-193 us split; from 13 M it pays)
+SPLIT_MIN_MNK = 8 * 2 ** 20
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"", "1", "true", "on", "yes"}
@@ -382,49 +398,70 @@ def lstm_kernels(B, H, dtype, threads=None, T=None):
 def _packed_kernels(kernels, threads, one):
     """(forward, backward) of :func:`lstm_kernels` with the per-step GEMMs on a packed W_hh.
 
-    Each pass packs W_hh once (its panels split over ``threads``); the
+    Each thread packs its own panels of W_hh (or W_hh^T) once per pass; the
     threads' other members take the whole pass and compute their panels of
     each step's GEMM once the caller posts the step
-    (:class:`rnnkit.cells._lockstep.GemmSteps`), and the caller then runs the
-    compiled elementwise step. The GEMMs' sums run in k order
+    (:class:`rnnkit.cells._lockstep.GemmSteps`). The caller's side of the
+    steps (post, its panels, the wait, the compiled elementwise step) is one
+    compiled call for ``PACKED_CHUNK`` steps at a time, with no Python (and
+    the GIL released) in between. The GEMMs' sums run in k order
     (:mod:`rnnkit.cells._packed_gemm`), so rows and threads get the numbers
-    they would get alone.
+    they would get alone. The arrays are those of ``lstm_forward`` and
+    ``lstm_backward``, C-contiguous (``mask`` aside) as the compiled loops
+    read them.
     """
     from . import _lockstep
     from . import _packed_gemm as pg
 
-    def pack(pack_fn, w, n_out, K):
+    def panels(pack_fn, w, n_out, K):
+        """The panels' array (reused between passes: no page faults) and its packer."""
         width = pg.panel_width(w.dtype)
-        bp = np.empty((-(-n_out // width), K, width), w.dtype)
-        threads.run(lambda lo, hi: pack_fn(w, bp, lo, hi), bp.shape[0])
-        return bp
+        bp = workspace.empty((-(-n_out // width), K, width), w.dtype)
+        return bp, lambda lo, hi: pack_fn(w, bp, lo, hi)
 
     def forward(gx, h, c, tanh_c, w_hh, mask, bias):
         T, B, G = gx.shape
         w_hh = np.ascontiguousarray(w_hh, dtype=gx.dtype)  # packed in the layer's dtype
-        bp = pack(pg.pack_rows, w_hh, G, w_hh.shape[1])  # B = W_hh^T: (H, 4H)
+        bp, pack = panels(pg.pack_rows, w_hh, G, w_hh.shape[1])  # B = W_hh^T: (H, 4H)
         gh = np.empty((B, G), gx.dtype)
-        with _lockstep.GemmSteps(threads, h, np.arange(T), bp, gh) as steps:
-            for t in range(T):
-                steps.gemm(t)  # gh = h[t] @ W_hh^T
-                kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t],
-                                          h[t + 1], None if mask is None else mask[t])
+        with _lockstep.GemmSteps(threads, h, np.arange(T), bp, gh, pack) as steps:
+            workers, hi = len(steps.bounds) - 2, steps.bounds[1]
+            t = 0
+            while t < T:  # in chunks of steps: a Ctrl-C is seen between two
+                stop = min(T, t + PACKED_CHUNK)
+                t = _lockstep.lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh,
+                                                  steps.flags, workers, hi, t, stop,
+                                                  _lockstep.SPIN_CYCLES)
+                if t < stop:  # a worker late (descheduled): wake it, wait, finish step t
+                    steps.wake()
+                    steps.wait(t)
+                    kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t],
+                                              h[t + 1], None if mask is None else mask[t])
+                    t += 1
 
     def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
         w_hh = np.ascontiguousarray(w_hh, dtype=gates.dtype)
-        bp = pack(pg.pack_columns, w_hh, w_hh.shape[1], w_hh.shape[0])  # B = W_hh: (4H, H)
+        bp, pack = panels(pg.pack_columns, w_hh, w_hh.shape[1], w_hh.shape[0])  # B = W_hh
+        if d_output is not None:  # the loop reads its rows as contiguous
+            d_output = np.ascontiguousarray(d_output)
         keep = np.empty_like(dh)
         dh_in = dh.copy()  # the GEMM's output
-        order = np.arange(gates.shape[0] - 1, -1, -1)
-        with _lockstep.GemmSteps(threads, gates, order, bp, dh_in) as steps:
-            for k, t in enumerate(order):
-                valid = None if mask is None else mask[t]
-                padded = kernels.lstm_backward_step(None if d_output is None else d_output[t],
-                                                    dh_in, dh, dc, gates[t], c[t], tanh_c[t],
-                                                    valid, keep, one)
-                steps.gemm(k)  # dh_prev = dgates @ W_hh
-                if padded:
-                    np.copyto(dh_in, keep, where=~valid[:, None])
+        T = gates.shape[0]
+        with _lockstep.GemmSteps(threads, gates, np.arange(T - 1, -1, -1), bp, dh_in,
+                                 pack) as steps:
+            workers, hi = len(steps.bounds) - 2, steps.bounds[1]
+            k = 0  # step k is time T - 1 - k
+            while k < T:
+                stop = min(T, k + PACKED_CHUNK)
+                k = _lockstep.lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp,
+                                                   dh_in, keep, one, steps.flags, workers, hi,
+                                                   k, stop, _lockstep.SPIN_CYCLES)
+                if k < stop:  # a worker late: wake it, wait, put step k's padded rows back
+                    steps.wake()
+                    steps.wait(k)
+                    if mask is not None:
+                        np.copyto(dh_in, keep, where=~mask[T - 1 - k][:, None])
+                    k += 1
         np.copyto(dh, dh_in)
 
     return forward, backward
@@ -434,7 +471,11 @@ def packed(T, B, H, n):
     """True where an LSTM pass of T steps (None: any), B rows and H units, in a region of
     ``n`` threads, runs its per-step GEMMs on a packed W_hh (``PACKED_*``, on hosts with
     AVX-512, with no more threads than the process's cores)."""
-    big = B >= PACKED_MIN_B and H >= PACKED_MIN_H or B >= 1 and H >= PACKED_B1_MIN_H
+    if B >= PACKED_MIN_B:
+        big = H >= PACKED_MIN_H
+    else:  # one row: a matrix-vector product a step, bound by reading the panels
+        big = B == 1 and (H >= PACKED_B1_MIN_H
+                          or H >= PACKED_MIN_H and (T is None or T >= PACKED_B1_MIN_T))
     long = T is None or T >= PACKED_MIN_T
     # each step waits for every thread: with more threads than the process may run at
     # once, a step waits for the scheduler (70x slower at 2 threads pinned to one core)
@@ -597,6 +638,8 @@ class Threads:
         split over the threads."""
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+        if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MIN_MNK:
+            return np.matmul(a, b, out=out)
         self.run(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), a.shape[0])
         return out
 
