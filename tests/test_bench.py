@@ -135,3 +135,34 @@ def test_ctrl_c_keeps_the_cells_measured_so_far(tmp_path, capsys, monkeypatch):
     text = (tmp_path / "b.partial.md").read_text()
     assert "**Interrupted** (Ctrl-C) after 2 cell(s)" in text and "| 2 | 2 | 3 |" in text
     assert "interrupted after 2 cell(s)" in capsys.readouterr().out
+
+
+def test_cells_whose_blocks_disagree_are_marked_noisy():
+    from rnnkit.benchmark import NOISY_SPREAD, _ratio_range, _row_line
+
+    row = {"cell": "lstm", "B": 1, "T": 50, "H": 32, "train_rnnkit": 1.0, "train_torch": 1.0,
+           "train_ratio": 1.0, "infer_ratio": 1.0}
+    calm = _ratio_range({"rnnkit": [1.0, 1.1], "torch": [1.0, 1.0]})
+    assert calm == (1.0, 1.1)
+    assert "noisy" not in _row_line({**row, "train_ratio_range": calm,
+                                     "infer_ratio_range": calm})
+    wild = _ratio_range({"rnnkit": [1.0, 3.0 * NOISY_SPREAD], "torch": [1.0, 2.0]})
+    line = _row_line({**row, "train_ratio_range": calm, "infer_ratio_range": wild})
+    assert f"(noisy: block ratios infer 1.00-{1.5 * NOISY_SPREAD:.2f})" in line
+    assert "train 1.00" not in line
+
+
+def test_a_busy_machine_is_warned_about(monkeypatch):
+    import os
+
+    lines = []
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.0 * (os.cpu_count() or 1), 0, 0))
+    res = run(tiny_config(cells=("rnn",), gemm=False, memory=False, charlm=False),
+              log=lines.append)
+    assert lines[0].startswith("warning: the machine is busy (load average")
+    lo, hi = res["rows"][0]["train_ratio_range"]
+    assert 0 < lo <= hi
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0, 0))
+    lines.clear()
+    run(tiny_config(cells=("rnn",), gemm=False, memory=False, charlm=False), log=lines.append)
+    assert not lines[0].startswith("warning")

@@ -101,6 +101,11 @@ class BenchConfig:
                                  f"got {value!r}")
 
 
+# a cell is marked noisy where its pairs of blocks (rnnkit's and PyTorch's, timed one after
+# the other) gave ratios further apart than this factor; the run warns at its start where
+# the load average is above this many runnable tasks per core
+NOISY_SPREAD = 1.25
+BUSY_LOAD = 0.5
 INSTALL = 'pip install ".[bench]" (PyTorch 2.13.0 CPU, threadpoolctl, numba)'
 
 
@@ -124,8 +129,9 @@ def _time_block(fn, min_seconds):
             return elapsed / n
 
 
-def _interleaved(fns, cfg, budget):
-    """Median seconds per call of each function in ``fns``, timed in alternating blocks."""
+def _interleaved(fns, cfg, budget, blocks=None):
+    """Median seconds per call of each function in ``fns``, timed in alternating blocks;
+    ``blocks`` (a dict), if given, receives each function's list of block times."""
     times = {k: [] for k in fns}
     names = list(fns)
     start = time.perf_counter()
@@ -136,7 +142,15 @@ def _interleaved(fns, cfg, budget):
             times[k].append(_time_block(fns[k], cfg.min_block_seconds))
         if time.perf_counter() - start > budget and b >= 2:
             break
+    if blocks is not None:
+        blocks.update(times)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _ratio_range(blocks):
+    """(lowest, highest) ratio rnnkit/PyTorch over the pairs of blocks timed together."""
+    ratios = [a / b for a, b in zip(blocks["rnnkit"], blocks["torch"])]
+    return min(ratios), max(ratios)
 
 
 def _pair(cell, B, T, H, D, torch):
@@ -338,6 +352,11 @@ def run(cfg=None, log=print):
                           f"pip install threadpoolctl, or {INSTALL}") from None
 
     threads = f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''}"
+    load = _load_average()
+    if load is not None and load > BUSY_LOAD * (os.cpu_count() or 1):
+        log(f"warning: the machine is busy (load average {load:.1f} on {os.cpu_count()} "
+            "cores): other work takes the cores both libraries time on, and the ratios vary "
+            "from run to run; run the benchmark on an idle machine")
     log(f"rnnkit against PyTorch {torch.__version__}, {threads} each; training step times "
         "(rnnkit vs PyTorch), ratio = rnnkit / PyTorch (below 1: rnnkit is faster)")
     torch.set_num_threads(cfg.threads)
@@ -352,6 +371,14 @@ def run(cfg=None, log=print):
     return results
 
 
+def _load_average():
+    """The 1-minute load average, or None where the OS has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _measure(cfg, torch, results, log):
     """Fill ``results`` (see :func:`run`) cell by cell."""
     for cell in cfg.cells:
@@ -362,16 +389,19 @@ def _measure(cfg, torch, results, log):
                     _, train, infer = _pair(cell, B, T, H, D, torch)
                     for fn in (*train, *infer):
                         fn()  # warm-up
+                    blocks = {}
                     t = _interleaved({"rnnkit": train[0], "torch": train[1]}, cfg,
-                                     cfg.max_seconds_per_cell)
+                                     cfg.max_seconds_per_cell, blocks)
                     row = {"cell": cell, "B": B, "T": T, "H": H,
                            "train_rnnkit": t["rnnkit"], "train_torch": t["torch"],
-                           "train_ratio": t["rnnkit"] / t["torch"]}
+                           "train_ratio": t["rnnkit"] / t["torch"],
+                           "train_ratio_range": _ratio_range(blocks)}
                     if cfg.inference:
                         i = _interleaved({"rnnkit": infer[0], "torch": infer[1]}, cfg,
-                                         cfg.max_seconds_per_cell / 2)
+                                         cfg.max_seconds_per_cell / 2, blocks)
                         row.update(infer_rnnkit=i["rnnkit"], infer_torch=i["torch"],
-                                   infer_ratio=i["rnnkit"] / i["torch"])
+                                   infer_ratio=i["rnnkit"] / i["torch"],
+                                   infer_ratio_range=_ratio_range(blocks))
                     results["rows"].append(row)
                     log(_row_line(row))
     if cfg.gemm:
@@ -482,6 +512,10 @@ def _row_line(r):
          f"ratio {r['train_ratio']:.2f}")
     if "infer_ratio" in r:
         s += f"   infer ratio {r['infer_ratio']:.2f}"
+    noisy = [f"{k} {lo:.2f}-{hi:.2f}" for k in ("train", "infer")
+             for lo, hi in [r.get(f"{k}_ratio_range", (1, 1))] if hi > NOISY_SPREAD * lo]
+    if noisy:  # the blocks disagree: the machine's load changed during the cell
+        s += f"   (noisy: block ratios {', '.join(noisy)})"
     return s
 
 
