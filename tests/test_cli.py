@@ -337,3 +337,32 @@ def test_a_bad_setting_is_said_before_any_work(tmp_path, capsys, text_file, monk
     assert code == 2 and out == ""
     assert err.startswith(f"rnnkit train: error: {name} must be") and value in err
     assert not out_dir.exists()
+
+
+def test_an_aborted_run_says_where_its_checkpoint_is(tmp_path, monkeypatch, capsys):
+    """A second Ctrl-C aborts the save-and-stop; the trainer still writes a checkpoint on
+    the interrupt (or the last periodic one is there): the message names the folder and
+    the command that resumes. An earlier run's checkpoint is not offered."""
+    from rnnkit import cli
+
+    out = tmp_path / "run"
+    out.mkdir()
+    ckpt = out / "checkpoint.safetensors"
+
+    def aborted(args):
+        ckpt.write_bytes(b"written by this run")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_train", aborted)
+    assert main(["train", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"the last checkpoint saved is in {out}: rnnkit train --resume {out}" in err
+
+    os.utime(ckpt, (1, 1))  # an earlier run's file: not this run's checkpoint
+
+    def aborted_early(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_train", aborted_early)
+    assert main(["train", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "rnnkit: interrupted"

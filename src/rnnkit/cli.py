@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from . import __version__
 from ._argtypes import (
@@ -328,6 +329,23 @@ def _unrecognized(parser, command, extras):
     target.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
+def _checkpoint_hint(args, started):
+    """Where a text run aborted by a second Ctrl-C can resume from: its folder, if a
+    checkpoint was written there since the command started (the trainer writes one on
+    the interrupt, and every --checkpoint-every steps), else nothing."""
+    if args.command != "train" or getattr(args, "task", "text") != "text":
+        return ""
+    folder = args.resume or args.out
+    path = os.path.join(folder, "checkpoint.safetensors")
+    try:
+        if os.path.getmtime(path) < started:
+            return ""  # an earlier run's
+    except OSError:
+        return ""
+    return (f"; the last checkpoint saved is in {folder}: rnnkit train --resume {folder} "
+            "continues from it")
+
+
 def main(argv=None):
     """Entry point; returns the exit status."""
     parser = build_parser()
@@ -343,6 +361,7 @@ def main(argv=None):
     from .training import TrainingError
 
     commands = {"train": _cmd_train, "sample": _cmd_sample}
+    started = time.time()
     try:
         from .cells.compiled import check_settings
 
@@ -350,7 +369,7 @@ def main(argv=None):
         run = commands.get(args.command) or args._run
         return run(args)
     except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
+        print(f"rnnkit: interrupted{_checkpoint_hint(args, started)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingError as exc:
         if args.debug:
