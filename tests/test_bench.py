@@ -23,7 +23,8 @@ def tiny_config(**kw):
 def test_benchmark_reports_every_cell_and_extra():
     lines = []
     res = run(tiny_config(), log=lines.append)
-    assert "1 thread each" in lines[0] and "ratio = rnnkit / PyTorch" in lines[0]
+    header = next(line for line in lines if not line.startswith("warning:"))  # a busy machine
+    assert "1 thread each" in header and "ratio = rnnkit / PyTorch" in header
     assert [(r["cell"], r["B"], r["T"], r["H"]) for r in res["rows"]] == [
         ("lstm", 2, 3, 4), ("gru", 2, 3, 4), ("rnn", 2, 3, 4)]
     for r in res["rows"]:

@@ -13,6 +13,13 @@ from rnnkit.recurrent import LSTM
 DTYPES = [np.float32, np.float64]
 
 
+@pytest.fixture(autouse=True)
+def _workers_not_known_late(monkeypatch):
+    """Each test starts as if no pass had found the cores busy (a pass that went on alone
+    makes the passes of the next seconds run without workers)."""
+    monkeypatch.setattr(_lockstep, "_contended_until", 0.0)
+
+
 def _packed(w_rows, dtype):
     """``w_rows`` (N, K) packed as B = w_rows^T, by both packers (they must agree)."""
     width = pg.panel_width(dtype)
@@ -142,7 +149,7 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
         def call(*args):
             start, stop, ret = args[-3], args[-2], real(*args)
             steps[name].extend(range(start, ret))
-            if ret < stop:  # a worker late (its first call compiles): finished in Python
+            if ret < stop:  # a worker late (compiling, or descheduled): finished in Python
                 late[name].append(ret)
             return ret
         monkeypatch.setattr(_lockstep, f"lstm_{name}_packed", call)
@@ -159,10 +166,11 @@ def test_a_region_takes_the_packed_path_for_its_sizes(monkeypatch):
             m = LSTM(5, H, dtype=np.float32, rng=0)
             out, _ = m(np.ones((T, B, 5), np.float32))
             m.backward(np.ones_like(out))
-    # forward and backward, every step; most in the compiled loop
+    # forward and backward, every step; in the compiled loop but for at most three late
+    # steps a pass (then the caller goes on alone), however busy the machine
     for name, done in steps.items():
         assert sorted(done + late[name]) == list(range(T))
-        assert len(done) > len(late[name])
+        assert len(late[name]) <= 3
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -321,3 +329,52 @@ def test_no_packed_path_with_more_threads_than_cores(monkeypatch):
     monkeypatch.setattr(compiled, "_usable_cores", lambda: 2)
     assert compiled.packed(64, 32, 512, 2)
     assert not compiled.packed(64, 32, 512, 3)
+
+
+def test_a_pass_whose_workers_are_late_goes_on_alone_and_so_do_the_next(monkeypatch):
+    """Workers the OS does not run (a busy core) make each step wait: at the third late
+    step (a quarter of the steps so far) the workers stop and the caller computes the rest; passes in the next
+    CONTENDED_SECONDS start alone; then the workers are tried again. The numbers are the
+    serial loop's throughout."""
+    K, M, D = 12, 5, 40
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal((3 * D, D)) / np.sqrt(D)).astype(np.float32)
+    bp = _packed(w, np.float32)
+    a = np.full((K + 1, M, D), np.nan, np.float32)
+    a[0] = rng.standard_normal((M, D))
+    out = np.empty((M, 3 * D), np.float32)
+    seen = []
+
+    def next_input(k):
+        np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=a[k + 1])
+
+    def late_loop(steps):
+        def loop(k, stop, workers, hi):  # as the compiled loops, but every worker is late
+            seen.append(workers)
+            while k < stop:
+                _lockstep.post(steps.flags, 0, k + 1)
+                pg.packed_gemm(a[k], bp, out, 0, hi)
+                if workers:
+                    return k  # "waited past the budget": run() waits, then finish(k)
+                next_input(k)
+                k += 1
+            return stop
+        return loop
+
+    threads = compiled.Threads(None, 2)
+    with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
+        assert len(steps.futures) == 1
+        steps.run(late_loop(steps), next_input, 4)
+        assert steps.futures == [] and steps.bounds == [0, bp.shape[0]]
+    assert seen[:4] == [1, 1, 1, 0] and set(seen[3:]) == {0}  # alone from the third late
+    serial = np.empty_like(a)
+    serial[0] = a[0]
+    for k in range(K):
+        pg.packed_gemm(serial[k], bp, out, 0, bp.shape[0])
+        np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=serial[k + 1])
+    np.testing.assert_array_equal(a, serial)
+    with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
+        assert steps.futures == [] and steps.bounds == [0, bp.shape[0]]  # contended
+    monkeypatch.setattr(_lockstep, "_contended_until", 0.0)  # the time has passed
+    with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
+        assert len(steps.futures) == 1

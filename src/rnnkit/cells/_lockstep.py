@@ -45,6 +45,8 @@ from . import _packed_gemm
 from ._compiled_kernels import _jit, _rows, lstm_backward_step, lstm_forward_step
 
 SPIN_CYCLES = 3_000_000  # about 1 ms at 3 GHz, on the time-stamp counter
+ALONE_MAX_STEP = 2e-3  # seconds: see GemmSteps.run
+CONTENDED_SECONDS = 0.25  # after a pass went on alone, the passes of this long do from the start
 _X86 = llvm.get_process_triple().startswith(("x86_64", "i386", "i686"))
 
 
@@ -252,8 +254,9 @@ class GemmSteps:
     def __enter__(self):
         # one pass at a time holds the pool: two passes of other Python threads that queued
         # their workers interleaved could each wait for a worker queued behind the other's
-        self.owner = _passes.acquire(blocking=False)
-        if not self.owner:  # another pass runs: this one computes every panel itself
+        contended = time.monotonic() < _contended_until
+        self.owner = not contended and _passes.acquire(blocking=False)
+        if not self.owner:  # another pass runs, or the cores were busy: all on the caller
             self.bounds = [0, self.bp.shape[0]]
         try:
             for i in range(1, len(self.bounds) - 1):
@@ -300,12 +303,13 @@ class GemmSteps:
         for wake in self.wakes:
             wake.set()
 
-    def wait(self, k):
+    def wait(self, k, spin=True):
         """Return once every worker has finished step ``k`` (spinning up to ``SPIN_CYCLES``
-        on each, then sleeping 50 us at a time); a worker's error is raised here."""
+        on each unless ``spin`` is False, then sleeping 50 us at a time); a worker's error
+        is raised here."""
         flags = self.flags
         for slot in range(2, len(self.bounds)):
-            if spin_until(flags, slot, k + 1, SPIN_CYCLES):
+            if spin and spin_until(flags, slot, k + 1, SPIN_CYCLES):
                 continue
             while load(flags, slot) <= k:  # a worker late (descheduled): sleep, do not spin
                 future = self.futures[slot - 2]
@@ -313,6 +317,52 @@ class GemmSteps:
                     future.result()  # a worker's error, raised here
                     raise RuntimeError("rnnkit: a worker thread ended before its pass")
                 time.sleep(50e-6)
+
+    def alone(self):
+        """The workers stop; the caller computes every panel of the steps after this one.
+        Call it between steps (after :meth:`wait`), when each worker has packed its panels."""
+        post(self.flags, 1, 1)
+        self.wake()
+        for f in self.futures:
+            f.result()
+        self.futures, self.bounds, self.wakes = [], [0, self.bp.shape[0]], []
+
+    def run(self, loop, finish, chunk):
+        """Run every step: ``loop(k, stop, workers, hi)`` is the caller's compiled side of
+        steps ``k .. stop - 1`` (at most ``chunk``; ``hi`` its panels' end), returning
+        ``stop`` or the step whose workers it waited for past the spin budget, which
+        ``finish(k)`` then completes once they are done.
+
+        A late worker is one the operating system does not run (more runnable threads
+        than cores: another process, a pinned affinity); while it is late, both sides
+        would spin on one core. Once three steps of a pass, and a quarter of its steps so
+        far, were late, and its steps are short (under ``ALONE_MAX_STEP`` seconds), the
+        workers stop and the caller computes the rest alone: with one core busy
+        elsewhere, a pass of B = 1, H = 256, T = 200 spent 2.7 ms a step waiting, against
+        0.1 ms computed alone. (A worker's start, and its first call in a process, can
+        make a step or two late on an idle machine; so can a virtual CPU the hypervisor
+        holds back for a few milliseconds.)
+        """
+        n = self.steps.shape[0]
+        k, late, step_time = 0, 0, None
+        while k < n:
+            stop = min(n, k + chunk)
+            start = time.perf_counter()
+            done = loop(k, stop, len(self.bounds) - 2, self.bounds[1])
+            if done > k:  # the fastest steps seen: what a step costs when no one is late
+                per_step = (time.perf_counter() - start) / (done - k)
+                step_time = per_step if step_time is None else min(step_time, per_step)
+            k = done
+            if k < stop:
+                self.wake()
+                self.wait(k, spin=False)  # the loop has spun already
+                finish(k)
+                k += 1
+                late += 1
+                if late >= 3 and 4 * late >= k and len(self.bounds) > 2 and (
+                        step_time is None or step_time < ALONE_MAX_STEP):
+                    self.alone()
+                    _mark_contended()
 
     def __exit__(self, *exc):
         post(self.flags, 1, 1)  # workers still waiting stop
@@ -327,6 +377,12 @@ class GemmSteps:
 
 
 _passes = threading.Lock()  # held by the pass whose workers are in the pool
+_contended_until = 0.0  # time.monotonic() before which passes run on their caller alone
+
+
+def _mark_contended():
+    global _contended_until
+    _contended_until = time.monotonic() + CONTENDED_SECONDS
 
 
 def _after_fork_in_child():

@@ -424,20 +424,18 @@ def _packed_kernels(kernels, threads, one):
         w_hh = np.ascontiguousarray(w_hh, dtype=gx.dtype)  # packed in the layer's dtype
         bp, pack = panels(pg.pack_rows, w_hh, G, w_hh.shape[1])  # B = W_hh^T: (H, 4H)
         gh = np.empty((B, G), gx.dtype)
+
+        def loop(t, stop, workers, hi):
+            return _lockstep.lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh,
+                                                 steps.flags, workers, hi, t, stop,
+                                                 _lockstep.SPIN_CYCLES)
+
+        def finish(t):  # the elementwise step of a step whose workers were late
+            kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t],
+                                      h[t + 1], None if mask is None else mask[t])
+
         with _lockstep.GemmSteps(threads, h, np.arange(T), bp, gh, pack) as steps:
-            workers, hi = len(steps.bounds) - 2, steps.bounds[1]
-            t = 0
-            while t < T:  # in chunks of steps: a Ctrl-C is seen between two
-                stop = min(T, t + PACKED_CHUNK)
-                t = _lockstep.lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh,
-                                                  steps.flags, workers, hi, t, stop,
-                                                  _lockstep.SPIN_CYCLES)
-                if t < stop:  # a worker late (descheduled): wake it, wait, finish step t
-                    steps.wake()
-                    steps.wait(t)
-                    kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t],
-                                              h[t + 1], None if mask is None else mask[t])
-                    t += 1
+            steps.run(loop, finish, PACKED_CHUNK)
 
     def backward(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
         w_hh = np.ascontiguousarray(w_hh, dtype=gates.dtype)
@@ -447,21 +445,19 @@ def _packed_kernels(kernels, threads, one):
         keep = np.empty_like(dh)
         dh_in = dh.copy()  # the GEMM's output
         T = gates.shape[0]
+
+        def loop(k, stop, workers, hi):  # step k is time T - 1 - k
+            return _lockstep.lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp,
+                                                  dh_in, keep, one, steps.flags, workers, hi,
+                                                  k, stop, _lockstep.SPIN_CYCLES)
+
+        def finish(k):  # a step whose workers were late: its padded rows get their dh back
+            if mask is not None:
+                np.copyto(dh_in, keep, where=~mask[T - 1 - k][:, None])
+
         with _lockstep.GemmSteps(threads, gates, np.arange(T - 1, -1, -1), bp, dh_in,
                                  pack) as steps:
-            workers, hi = len(steps.bounds) - 2, steps.bounds[1]
-            k = 0  # step k is time T - 1 - k
-            while k < T:
-                stop = min(T, k + PACKED_CHUNK)
-                k = _lockstep.lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp,
-                                                   dh_in, keep, one, steps.flags, workers, hi,
-                                                   k, stop, _lockstep.SPIN_CYCLES)
-                if k < stop:  # a worker late: wake it, wait, put step k's padded rows back
-                    steps.wake()
-                    steps.wait(k)
-                    if mask is not None:
-                        np.copyto(dh_in, keep, where=~mask[T - 1 - k][:, None])
-                    k += 1
+            steps.run(loop, finish, PACKED_CHUNK)
         np.copyto(dh, dh_in)
 
     return forward, backward
