@@ -269,7 +269,7 @@ def test_a_worker_that_fails_raises_in_the_caller(monkeypatch):
 
     monkeypatch.setattr(_lockstep, "serve_gemm", broken)
     with pytest.raises(RuntimeError, match="worker failed"):
-        _recurrence(2, 5, 4, 40)
+        _recurrence(2, 5, 4, 40, pause=0.004)  # (the worker starts: it is not skipped)
 
 
 def test_once_the_pool_takes_no_work_the_caller_computes_every_panel(monkeypatch):
@@ -349,7 +349,8 @@ def test_a_pass_whose_workers_are_late_goes_on_alone_and_so_do_the_next(monkeypa
         np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=a[k + 1])
 
     def late_loop(steps):
-        def loop(k, stop, workers, hi):  # as the compiled loops, but every worker is late
+        def loop(k, stop, bounds):  # as the compiled loops, but every worker is late
+            workers, hi = len(bounds) - 2, bounds[1]
             seen.append(workers)
             while k < stop:
                 _lockstep.post(steps.flags, 0, k + 1)
@@ -365,7 +366,7 @@ def test_a_pass_whose_workers_are_late_goes_on_alone_and_so_do_the_next(monkeypa
     with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
         assert len(steps.futures) == 1
         steps.run(late_loop(steps), next_input, 4)
-        assert steps.futures == [] and steps.bounds == [0, bp.shape[0]]
+        assert steps.futures == [] and list(steps.bounds) == [0, bp.shape[0]]
     assert seen[:4] == [1, 1, 1, 0] and set(seen[3:]) == {0}  # alone from the third late
     serial = np.empty_like(a)
     serial[0] = a[0]
@@ -374,7 +375,67 @@ def test_a_pass_whose_workers_are_late_goes_on_alone_and_so_do_the_next(monkeypa
         np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=serial[k + 1])
     np.testing.assert_array_equal(a, serial)
     with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
-        assert steps.futures == [] and steps.bounds == [0, bp.shape[0]]  # contended
+        assert steps.futures == [] and list(steps.bounds) == [0, bp.shape[0]]  # contended
     monkeypatch.setattr(_lockstep, "_contended_until", 0.0)  # the time has passed
     with _lockstep.GemmSteps(threads, a, np.arange(K), bp, out) as steps:
         assert len(steps.futures) == 1
+
+
+def test_a_worker_that_does_not_run_costs_no_wait(monkeypatch):
+    """Workers the OS has not woken yet (here: queued behind a busy pool thread): the
+    caller packs their panels and computes their share of each step itself, so the pass
+    ends without them (it would wait 10 s otherwise), and their jobs never start; the
+    numbers are the serial loop's. Also through the LSTM's compiled loops."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    release = threading.Event()
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(compiled, "_pool", lambda workers: pool)
+    K, M, D = 20, 5, 40
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((3 * D, D)) / np.sqrt(D)).astype(np.float32)
+    bp = np.full((-(-3 * D // pg.panel_width(np.float32)), D, pg.panel_width(np.float32)),
+                 np.nan, np.float32)
+    a = np.full((K + 1, M, D), np.nan, np.float32)
+    a[0] = rng.standard_normal((M, D))
+    out = np.empty((M, 3 * D), np.float32)
+    try:
+        busy = pool.submit(release.wait, 10)
+        start = time.monotonic()
+        with _lockstep.GemmSteps(compiled.Threads(None, 3), a, np.arange(K), bp, out,
+                                 lambda lo, hi: pg.pack_rows(w, bp, lo, hi)) as steps:
+            assert len(steps.futures) == 2
+            for k in range(K):
+                steps.gemm(k)
+                np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=a[k + 1])
+        assert time.monotonic() - start < 5 and not busy.done()
+        assert all(f.cancelled() for f in steps.futures)
+        serial = np.empty_like(a)
+        serial[0] = a[0]
+        for k in range(K):
+            pg.packed_gemm(serial[k], _packed(w, np.float32), out, 0, bp.shape[0])
+            np.tanh(out[:, :D] + out[:, D:2 * D] + out[:, 2 * D:], out=serial[k + 1])
+        np.testing.assert_array_equal(a, serial)
+
+        _blas()
+        _force_packed(monkeypatch, 8, 2, 0)
+        T, B, H = 40, 3, 37
+        x = rng.standard_normal((T, B, 4)).astype(np.float32)
+        results = []
+        for compiled_on in ("1", "0"):
+            monkeypatch.setenv("RNNKIT_COMPILED", compiled_on)
+            monkeypatch.setenv("RNNKIT_THREADED", "2" if compiled_on == "1" else "0")
+            m = LSTM(4, H, dtype=np.float32, rng=0)
+            start = time.monotonic()
+            out_, (h_n, c_n) = m(x, lengths=np.array([40, 7, 33]))
+            dx, (dh0, dc0) = m.backward(np.sin(out_), (np.cos(h_n), np.sin(c_n)))
+            assert time.monotonic() - start < 5
+            results.append([out_, h_n, dx, dh0, dc0, *(m.grads[k] for k in sorted(m.grads))])
+        assert not busy.done()
+        for got, want in zip(*results):
+            assert rel_error(got, want) < 2e-5
+    finally:
+        release.set()
+        pool.shutdown()

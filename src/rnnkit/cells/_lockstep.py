@@ -22,10 +22,21 @@ program do not hold up the steps. A wait that outlasts the spin returns to
 Python, which wakes the workers, sleeps until they are done and finishes
 that step.
 
+Work is claimed, not assigned: worker ``i``'s jobs are the packing of its
+panels (job 0) and its panels of each step (step ``k`` is job ``k + 1``);
+whoever claims a job first (an atomic compare-and-exchange on the worker's
+claim counter) computes it, the worker or, once it has its own share done,
+the caller. A worker that the operating system has not woken yet (80 us to
+several ms on the project's virtual machine after an idle spell) or has
+descheduled (another process on its core) then costs its steps nothing but
+the caller's time; it joins in at the next step it claims.
+
 Flags (int64): ``flags[0]`` the number of steps posted by the caller,
-``flags[1]`` 1 once the pass is abandoned, ``flags[2 + i]`` the number of
-steps worker ``i`` has finished. Loads acquire and stores release (LLVM
-atomics), so a step's inputs written before its flag are seen after it.
+``flags[1]`` 1 once the pass is abandoned, ``flags[2 i]`` worker ``i``'s claim
+counter (the next job to claim), ``flags[2 i + 1]`` the number of its jobs
+done (``i`` from 1; the caller is thread 0). Loads acquire and stores
+release (LLVM atomics), so a step's inputs written before its flag are seen
+after it.
 """
 
 from __future__ import annotations
@@ -67,6 +78,18 @@ def _store(typingctx, flags, i, value):
         builder.store_atomic(args[2], builder.gep(data, [args[1]]), "release", 8)
         return context.get_dummy_value()
     return types.void(flags, types.intp, types.int64), codegen
+
+
+@intrinsic
+def _cas(typingctx, flags, i, expected, value):
+    """``flags[i] = value`` if it holds ``expected`` (True), else nothing (False): one atomic
+    compare-and-exchange (acquire and release)."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        pair = builder.cmpxchg(builder.gep(data, [args[1]]), args[2], args[3], "acq_rel",
+                               "acquire")
+        return builder.extract_value(pair, 1)
+    return types.boolean(flags, types.intp, types.int64, types.int64), codegen
 
 
 @intrinsic
@@ -126,38 +149,55 @@ def load(flags, i):
 
 
 @_jit
+def claim(flags, slot, job):
+    """Claim job ``job`` of the worker whose claim counter is ``flags[slot]``: True if it
+    was unclaimed (the counter held ``job``; it now holds ``job + 1``)."""
+    return _cas(flags, slot, job, job + 1)
+
+
+@_jit
 def serve_gemm(a3, steps, bp, out, lo, hi, flags, slot, k, budget):
-    """A worker's share of a pass, from step ``k``: for each step, once posted,
-    ``out[:, panels lo..hi-1] = a3[steps[k]] @ B`` (``packed_gemm``), then
-    ``flags[slot] = k + 1``. Returns the step it stopped at: ``len(steps)`` when done,
-    -1 when the pass was abandoned, else the step it waited for past ``budget``."""
+    """A worker's share of a pass, from step ``k``: for each step, once posted, if the
+    worker claims it first (``flags[slot]``, its claim counter: the caller may have taken
+    it), ``out[:, panels lo..hi-1] = a3[steps[k]] @ B`` (``packed_gemm``), then its done
+    counter ``flags[slot + 1] = k + 2``. Returns the step it stopped at: ``len(steps)``
+    when done, -1 when the pass was abandoned, else the step it waited for past
+    ``budget``."""
     n = steps.shape[0]
     while k < n:
         if not spin_until(flags, 0, k + 1, budget):
             return -1 if _load(flags, 1) != 0 else k
-        _packed_gemm.packed_gemm(a3[steps[k]], bp, out, lo, hi)
-        _store(flags, slot, k + 1)
+        job = k + 1
+        if _cas(flags, slot, job, job + 1):  # else the caller computed it (this thread was late)
+            _packed_gemm.packed_gemm(a3[steps[k]], bp, out, lo, hi)
+            _store(flags, slot + 1, job + 1)
         k += 1
     return n
 
 
 @_jit
-def await_workers(flags, workers, k, budget):
-    """Spin until the ``workers`` workers have finished step ``k - 1`` (``flags[2 + i] >=
-    k``): True, or False once a wait passed ``budget`` cycles."""
-    for slot in range(2, 2 + workers):
-        if not spin_until(flags, slot, k, budget):
+def settle(flags, bounds, a, bp, out, job, budget):
+    """The workers' panels of ``job`` (step ``job - 1``, posted; the caller's panels done):
+    each worker's that it has not claimed, and whose earlier jobs are done, computed
+    here (a worker not running yet, or descheduled, costs no wait); the others awaited.
+    True, or False once a wait passed ``budget`` cycles. ``bounds`` (int64) are the
+    threads' panel ranges, the caller's first."""
+    for i in range(1, bounds.shape[0] - 1):
+        slot = 2 * i
+        if _load(flags, slot + 1) == job and _cas(flags, slot, job, job + 1):
+            _packed_gemm.packed_gemm(a, bp, out, bounds[i], bounds[i + 1])
+            _store(flags, slot + 1, job + 1)
+        elif not spin_until(flags, slot + 1, job + 1, budget):
             return False
     return True
 
 
 @_jit
-def lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh, flags, workers, hi, t, stop,
-                        budget):
+def lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh, flags, bounds, t, stop, budget):
     """The caller's side of forward steps ``t .. stop - 1`` on a packed W_hh^T, in one call.
 
-    Per step: post it, ``gh[:, panels 0..hi-1] = h[t] @ W_hh^T`` (the caller's share;
-    the workers compute the rest), wait for the workers, then the elementwise step
+    Per step: post it, ``gh[:, panels bounds[0]..bounds[1]-1] = h[t] @ W_hh^T`` (the
+    caller's share), the workers' shares (``settle``), then the elementwise step
     (``lstm_forward_step``). The arrays are ``lstm_forward``'s (C-contiguous; ``mask``
     (T, B) bool or None, ``bias`` (4H,) or None). Returns ``stop``, or the step whose
     workers it waited for past ``budget`` cycles: its GEMM is posted and the caller's
@@ -166,8 +206,8 @@ def lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh, flags, workers, hi
     while t < stop:
         h_prev = _rows(h[t])
         _store(flags, 0, t + 1)
-        _packed_gemm.packed_gemm(h_prev, bp, gh, 0, hi)
-        if not await_workers(flags, workers, t + 1, budget):
+        _packed_gemm.packed_gemm(h_prev, bp, gh, 0, bounds[1])
+        if not settle(flags, bounds, h_prev, bp, gh, t + 1, budget):
             return t
         if mask is None:
             lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
@@ -181,13 +221,14 @@ def lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh, flags, workers, hi
 
 @_jit
 def lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp, dh_in, keep, one,
-                         flags, workers, hi, k, stop, budget):
+                         flags, bounds, k, stop, budget):
     """The caller's side of backward steps ``k .. stop - 1`` (step ``k`` is time ``T - 1 -
     k``) on a packed W_hh, in one call.
 
     Per step: the elementwise step (``lstm_backward_step``: the gates become dgates),
-    post it, ``dh_in[:, panels 0..hi-1] = dgates @ W_hh`` (the caller's share), wait for
-    the workers, then padded rows get their ``dh`` back from ``keep``. Returns ``stop``,
+    post it, ``dh_in[:, panels bounds[0]..bounds[1]-1] = dgates @ W_hh`` (the caller's
+    share), the workers' shares (``settle``), then padded rows get their ``dh`` back
+    from ``keep``. Returns ``stop``,
     or the step whose workers it waited for past ``budget`` cycles (the padded rows of
     that step not yet put back: the caller does it).
     """
@@ -209,8 +250,8 @@ def lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp, dh_in, ke
             padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
                                         _rows(tanh_c[t]), mask[t], keep, one)
         _store(flags, 0, k + 1)
-        _packed_gemm.packed_gemm(a, bp, dh_in, 0, hi)
-        if not await_workers(flags, workers, k + 1, budget):
+        _packed_gemm.packed_gemm(a, bp, dh_in, 0, bounds[1])
+        if not settle(flags, bounds, a, bp, dh_in, k + 1, budget):
             return k
         if mask is not None:  # noqa: SIM102 - alone, numba prunes it when mask is None
             if padded:
@@ -243,8 +284,10 @@ class GemmSteps:
         self.a3, self.steps, self.bp, self.out, self.pack = a3, steps, bp, out, pack
         n = threads.n
         P = bp.shape[0]
-        self.bounds = [P * i // n for i in range(n + 1)]
-        self.flags = np.zeros(n + 2, np.int64)  # see the module's docstring
+        self.bounds = np.array([P * i // n for i in range(n + 1)], np.int64)
+        self.flags = np.zeros(2 * n, np.int64)  # see the module's docstring
+        if pack is None:
+            self.flags[2:] = 1  # no panels to pack: each worker's job 0 is done
         self.wakes = [threading.Event() for _ in range(n - 1)]  # one each: only its own
         # worker clears it, so no wake-up is lost
         self.pool = _pool(n - 1)
@@ -257,29 +300,35 @@ class GemmSteps:
         contended = time.monotonic() < _contended_until
         self.owner = not contended and _passes.acquire(blocking=False)
         if not self.owner:  # another pass runs, or the cores were busy: all on the caller
-            self.bounds = [0, self.bp.shape[0]]
+            self.bounds = np.array([0, self.bp.shape[0]], np.int64)
         try:
             for i in range(1, len(self.bounds) - 1):
                 self.futures.append(self.pool.submit(self._worker, i))
         except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
             self.__exit__(None, None, None)  # the workers started stop
-            self.futures, self.bounds = [], [0, self.bp.shape[0]]  # all on the caller
+            self.futures = []  # all on the caller
+            self.bounds = np.array([0, self.bp.shape[0]], np.int64)
         except BaseException:  # a Ctrl-C in submit: stop the workers queued, then raise
             self.__exit__(None, None, None)
             raise
         if self.pack is not None:
             try:
                 self.pack(self.bounds[0], self.bounds[1])  # the caller's panels
+                for i in range(1, len(self.bounds) - 1):  # a worker's, if it has not begun
+                    if claim(self.flags, 2 * i, 0):
+                        self.pack(self.bounds[i], self.bounds[i + 1])
+                        post(self.flags, 2 * i + 1, 1)
             except BaseException:
                 self.__exit__(None, None, None)
                 raise
         return self
 
     def _worker(self, i):
-        k, lo, hi, slot = 0, self.bounds[i], self.bounds[i + 1], 1 + i
+        k, lo, hi, slot = 0, self.bounds[i], self.bounds[i + 1], 2 * i
         flags, wake = self.flags, self.wakes[i - 1]
-        if self.pack is not None:
+        if self.pack is not None and claim(flags, slot, 0):  # (else the caller packed them)
             self.pack(lo, hi)  # its own panels: no wait for the others' packing
+            post(flags, slot + 1, 1)
         while True:
             k = serve_gemm(self.a3, self.steps, self.bp, self.out, lo, hi, flags, slot, k,
                            SPIN_CYCLES)
@@ -295,8 +344,10 @@ class GemmSteps:
         """Step ``k``'s GEMM on every thread; returns once all panels are written."""
         post(self.flags, 0, k + 1)
         self.wake()
-        _packed_gemm.packed_gemm(self.a3[self.steps[k]], self.bp, self.out, 0, self.bounds[1])
-        self.wait(k)
+        a = self.a3[self.steps[k]]
+        _packed_gemm.packed_gemm(a, self.bp, self.out, 0, self.bounds[1])
+        if not settle(self.flags, self.bounds, a, self.bp, self.out, k + 1, SPIN_CYCLES):
+            self.wait(k, spin=False)
 
     def wake(self):
         """Wake the workers that sleep (a post of the caller's is seen by the others)."""
@@ -308,12 +359,13 @@ class GemmSteps:
         on each unless ``spin`` is False, then sleeping 50 us at a time); a worker's error
         is raised here."""
         flags = self.flags
-        for slot in range(2, len(self.bounds)):
-            if spin and spin_until(flags, slot, k + 1, SPIN_CYCLES):
+        for i in range(1, len(self.bounds) - 1):
+            done = 2 * i + 1  # its jobs done: step k is job k + 1
+            if spin and spin_until(flags, done, k + 2, SPIN_CYCLES):
                 continue
-            while load(flags, slot) <= k:  # a worker late (descheduled): sleep, do not spin
-                future = self.futures[slot - 2]
-                if future.done() and load(flags, slot) <= k:  # (it may have just finished)
+            while load(flags, done) < k + 2:  # a worker late (descheduled): sleep, no spin
+                future = self.futures[i - 1]
+                if future.done() and load(flags, done) < k + 2:  # (it may have just finished)
                     future.result()  # a worker's error, raised here
                     raise RuntimeError("rnnkit: a worker thread ended before its pass")
                 time.sleep(50e-6)
@@ -321,15 +373,13 @@ class GemmSteps:
     def alone(self):
         """The workers stop; the caller computes every panel of the steps after this one.
         Call it between steps (after :meth:`wait`), when each worker has packed its panels."""
-        post(self.flags, 1, 1)
-        self.wake()
-        for f in self.futures:
-            f.result()
-        self.futures, self.bounds, self.wakes = [], [0, self.bp.shape[0]], []
+        self._stop_workers()
+        self.futures, self.wakes = [], []
+        self.bounds = np.array([0, self.bp.shape[0]], np.int64)
 
     def run(self, loop, finish, chunk):
-        """Run every step: ``loop(k, stop, workers, hi)`` is the caller's compiled side of
-        steps ``k .. stop - 1`` (at most ``chunk``; ``hi`` its panels' end), returning
+        """Run every step: ``loop(k, stop, bounds)`` is the caller's compiled side of steps
+        ``k .. stop - 1`` (at most ``chunk``; ``bounds`` the threads' panel ranges), returning
         ``stop`` or the step whose workers it waited for past the spin budget, which
         ``finish(k)`` then completes once they are done.
 
@@ -348,7 +398,7 @@ class GemmSteps:
         while k < n:
             stop = min(n, k + chunk)
             start = time.perf_counter()
-            done = loop(k, stop, len(self.bounds) - 2, self.bounds[1])
+            done = loop(k, stop, self.bounds)
             if done > k:  # the fastest steps seen: what a step costs when no one is late
                 per_step = (time.perf_counter() - start) / (done - k)
                 step_time = per_step if step_time is None else min(step_time, per_step)
@@ -364,12 +414,18 @@ class GemmSteps:
                     self.alone()
                     _mark_contended()
 
-    def __exit__(self, *exc):
-        post(self.flags, 1, 1)  # workers still waiting stop
+    def _stop_workers(self):
+        """Abandon the pass: the workers waiting stop, those not started yet never start
+        (the caller has done their jobs); a worker's error is raised here."""
+        post(self.flags, 1, 1)
         self.wake()
-        try:
-            for f in self.futures:
+        for f in self.futures:
+            if not f.cancel():  # started: it stops at its next look at the flags
                 f.result()
+
+    def __exit__(self, *exc):
+        try:
+            self._stop_workers()
         finally:
             if self.owner:
                 self.owner = False

@@ -425,9 +425,9 @@ def _packed_kernels(kernels, threads, one):
         bp, pack = panels(pg.pack_rows, w_hh, G, w_hh.shape[1])  # B = W_hh^T: (H, 4H)
         gh = np.empty((B, G), gx.dtype)
 
-        def loop(t, stop, workers, hi):
+        def loop(t, stop, bounds):
             return _lockstep.lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh,
-                                                 steps.flags, workers, hi, t, stop,
+                                                 steps.flags, bounds, t, stop,
                                                  _lockstep.SPIN_CYCLES)
 
         def finish(t):  # the elementwise step of a step whose workers were late
@@ -446,10 +446,10 @@ def _packed_kernels(kernels, threads, one):
         dh_in = dh.copy()  # the GEMM's output
         T = gates.shape[0]
 
-        def loop(k, stop, workers, hi):  # step k is time T - 1 - k
+        def loop(k, stop, bounds):  # step k is time T - 1 - k
             return _lockstep.lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp,
-                                                  dh_in, keep, one, steps.flags, workers, hi,
-                                                  k, stop, _lockstep.SPIN_CYCLES)
+                                                  dh_in, keep, one, steps.flags, bounds, k,
+                                                  stop, _lockstep.SPIN_CYCLES)
 
         def finish(k):  # a step whose workers were late: its padded rows get their dh back
             if mask is not None:
@@ -613,21 +613,27 @@ class Threads:
 
         An error in any part is raised here, after all parts have ended.
         Once the interpreter is shutting down (no new threads), the parts
-        run one after another on the calling thread.
+        run one after another on the calling thread; so does a part that no
+        pool thread has begun once the caller's own part is done (waking an
+        idle thread took 80 us to several ms on the project's virtual machine).
         """
         bounds = [size * i // self.n for i in range(self.n + 1)]
         futures, here = [], [0]
         for i in range(1, self.n):
             try:
-                futures.append(_pool(self.n - 1).submit(fn, bounds[i], bounds[i + 1]))
+                futures.append((i, _pool(self.n - 1).submit(fn, bounds[i], bounds[i + 1])))
             except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
                 here.append(i)
         try:
             for i in here:
                 fn(bounds[i], bounds[i + 1])
+            for i, f in futures:  # a part no thread has begun (one not woken yet): here
+                if f.cancel():
+                    fn(bounds[i], bounds[i + 1])
         finally:
-            for f in futures:
-                f.result()
+            for _, f in futures:
+                if not f.cancel():
+                    f.result()
 
     def matmul(self, a, b, out=None):
         """``a @ b`` for 2-D arrays, into ``out`` (a new array if None), the rows of ``a``
