@@ -272,10 +272,11 @@ class GemmSteps:
     workers start on entry (one job each in the region's pool) and end on
     exit, also when the pass stops early with an error. ``pack(lo, hi)``, if
     given, fills the panels ``lo..hi-1`` of ``bp``: each thread packs its own
-    panels first (the caller on entry), so no thread waits for another's
-    packing and each finds its panels in its own cache. Once the interpreter
-    is shutting down (the pool takes no work), or while another pass holds
-    the pool, the caller packs and computes every panel.
+    panels first (the caller on entry, then those of a worker that has not
+    begun), so no thread waits for another's packing. Once the interpreter
+    is shutting down (the pool takes no work), while another pass holds the
+    pool, or for ``CONTENDED_SECONDS`` after a pass went on alone, the caller
+    packs and computes every panel.
     """
 
     def __init__(self, threads, a3, steps, bp, out, pack=None):

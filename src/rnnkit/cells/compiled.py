@@ -29,7 +29,9 @@ compiled, in one of these forms:
   the region's threads, which take the whole pass and wait for each step on
   a flag (:mod:`rnnkit.cells._lockstep`), then the compiled elementwise
   step on the calling thread; the caller's side of 32 steps is one compiled
-  call (no Python between steps, the GIL released). BLAS libraries copy all of W_hh into their own layout
+  call (no Python between steps, the GIL released), and the caller computes
+  a worker's share that the worker has not begun (a thread not woken yet,
+  or descheduled). BLAS libraries copy all of W_hh into their own layout
   at every call, which is most of a few-row GEMM's time; packing once is
   what oneDNN's RNN primitive (and so PyTorch's CPU LSTM) does. Training
   step against the paths before: 0.77-0.87x at B = 32 (H = 256-1024),
