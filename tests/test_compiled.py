@@ -760,11 +760,8 @@ def test_threaded_layer_without_bias_matches_numpy(monkeypatch):
         assert rel_error(a, b) < 1e-13
 
 
-def test_linear_layer_splits_its_gemms_in_a_region(monkeypatch):
-    from rnnkit.layers import Linear
-
-    _blas()
-    monkeypatch.delenv("RNNKIT_THREADED", raising=False)
+def _split_sizes(monkeypatch):
+    """The list that each Threads.run call appends its size to, from now on."""
     calls = []
     real = compiled.Threads.run
 
@@ -772,6 +769,15 @@ def test_linear_layer_splits_its_gemms_in_a_region(monkeypatch):
         calls.append(size)
         return real(self, fn, size)
     monkeypatch.setattr(compiled.Threads, "run", spy)
+    return calls
+
+
+def test_linear_layer_splits_its_gemms_in_a_region(monkeypatch):
+    from rnnkit.layers import Linear
+
+    _blas()
+    monkeypatch.delenv("RNNKIT_THREADED", raising=False)
+    calls = _split_sizes(monkeypatch)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((50, 128, 64))
     dy = rng.standard_normal((50, 128, 40))
@@ -795,13 +801,7 @@ def test_linear_layer_splits_its_gemms_in_a_region(monkeypatch):
 def test_threads_matmul_keeps_small_products_on_the_caller(monkeypatch):
     """Below SPLIT_MIN_MNK multiply-adds a hand-off costs more than it saves: no split;
     above, the rows are split. The same numbers either way."""
-    calls = []
-    real = compiled.Threads.run
-
-    def spy(self, fn, size):
-        calls.append(size)
-        return real(self, fn, size)
-    monkeypatch.setattr(compiled.Threads, "run", spy)
+    calls = _split_sizes(monkeypatch)
     threads = compiled.Threads(None, 2)
     rng = np.random.default_rng(0)
     b = rng.standard_normal((32, 2048))

@@ -461,6 +461,18 @@ def _gemm_blocks(a, b, out, trans_b, max_rows):
 
 
 @_jit
+def lstm_forward_step_at(t, gx, gh, bias, c, tanh_c, h, mask):
+    """``lstm_forward_step`` at step ``t`` of a pass's arrays (C-contiguous; ``mask`` (T,
+    B) or None), after the step's GEMM ``gh = h[t] @ W_hh^T``."""
+    if mask is None:
+        lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
+                          _rows(tanh_c[t]), _rows(h[t]), _rows(h[t + 1]), None)
+    else:
+        lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
+                          _rows(tanh_c[t]), _rows(h[t]), _rows(h[t + 1]), mask[t])
+
+
+@_jit
 def lstm_forward_rows(gx, h, c, tanh_c, w, w_is_w_hh, mask, bias, gh, gemm_rows):
     """``lstm_forward``'s unroll for a slice of the batch rows (``gx[:, b0:b1]`` and so on).
 
@@ -473,12 +485,37 @@ def lstm_forward_rows(gx, h, c, tanh_c, w, w_is_w_hh, mask, bias, gh, gemm_rows)
     for t in range(gx.shape[0]):
         h_prev = _rows(h[t])
         _gemm_blocks(h_prev, w, gh, w_is_w_hh, gemm_rows)
+        lstm_forward_step_at(t, gx, gh, bias, c, tanh_c, h, mask)
+
+
+@_jit
+def lstm_backward_step_at(t, d_output, dh_in, dh, dc, gates, c, tanh_c, mask, keep, one):
+    """``lstm_backward_step`` at step ``t`` of a pass's arrays (``d_output`` (T, B, H) or
+    None, ``mask`` (T, B) or None; the others C-contiguous, ``dh``, ``dc`` (B, H)):
+    ``gates[t]`` becomes dgates. Returns the number of padded rows."""
+    a = _rows(gates[t])
+    if d_output is None:
         if mask is None:
-            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
-                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), None)
-        else:
-            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
-                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), mask[t])
+            return lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]), _rows(tanh_c[t]),
+                                      None, keep, one)
+        return lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]), _rows(tanh_c[t]),
+                                  mask[t], keep, one)
+    if mask is None:
+        return lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
+                                  _rows(tanh_c[t]), None, keep, one)
+    return lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
+                              _rows(tanh_c[t]), mask[t], keep, one)
+
+
+@_jit
+def keep_padded_rows(t, mask, padded, dh_in, keep):
+    """After step ``t``'s GEMM ``dh_in = dgates @ W_hh``: its padded rows (``mask[t]``
+    False; ``padded`` of them) get back the ``dh`` saved in ``keep``."""
+    if mask is not None:  # noqa: SIM102 - alone, numba prunes it when mask is None
+        if padded:
+            for b in range(dh_in.shape[0]):
+                if not mask[t, b]:
+                    dh_in[b] = keep[b]
 
 
 @_jit
@@ -494,24 +531,8 @@ def lstm_backward_rows(d_output, dh, dc, gates, c, tanh_c, w_hh, mask, dh_in, ke
     dc = _rows(dc)
     dh_in[:] = dh
     for t in range(gates.shape[0] - 1, -1, -1):
-        a = _rows(gates[t])
-        if d_output is None:
-            if mask is None:
-                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
-                                            _rows(tanh_c[t]), None, keep, one)
-            else:
-                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
-                                            _rows(tanh_c[t]), mask[t], keep, one)
-        elif mask is None:
-            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
-                                        _rows(tanh_c[t]), None, keep, one)
-        else:
-            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
-                                        _rows(tanh_c[t]), mask[t], keep, one)
-        _gemm_blocks(a, w_hh, dh_in, False, gemm_rows)  # dh_prev = dgates @ W_hh
-        if mask is not None:  # noqa: SIM102 - alone, numba prunes it when mask is None
-            if padded:
-                for b in range(dh_in.shape[0]):
-                    if not mask[t, b]:  # a padded row keeps its dh
-                        dh_in[b] = keep[b]
+        padded = lstm_backward_step_at(t, d_output, dh_in, dh, dc, gates, c, tanh_c, mask,
+                                       keep, one)
+        _gemm_blocks(_rows(gates[t]), w_hh, dh_in, False, gemm_rows)  # dh_prev = dgates @ W_hh
+        keep_padded_rows(t, mask, padded, dh_in, keep)
     dh[:] = dh_in

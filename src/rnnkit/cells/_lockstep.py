@@ -53,7 +53,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _packed_gemm
-from ._compiled_kernels import _jit, _rows, lstm_backward_step, lstm_forward_step
+from ._compiled_kernels import (
+    _jit,
+    _rows,
+    keep_padded_rows,
+    lstm_backward_step_at,
+    lstm_forward_step_at,
+)
 
 SPIN_CYCLES = 3_000_000  # about 1 ms at 3 GHz, on the time-stamp counter
 ALONE_MAX_STEP = 2e-3  # seconds: see GemmSteps.run
@@ -209,12 +215,7 @@ def lstm_forward_packed(gx, h, c, tanh_c, mask, bias, bp, gh, flags, bounds, t, 
         _packed_gemm.packed_gemm(h_prev, bp, gh, 0, bounds[1])
         if not settle(flags, bounds, h_prev, bp, gh, t + 1, budget):
             return t
-        if mask is None:
-            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
-                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), None)
-        else:
-            lstm_forward_step(_rows(gx[t]), gh, bias, _rows(c[t]), _rows(c[t + 1]),
-                              _rows(tanh_c[t]), h_prev, _rows(h[t + 1]), mask[t])
+        lstm_forward_step_at(t, gx, gh, bias, c, tanh_c, h, mask)
         t += 1
     return stop
 
@@ -235,29 +236,14 @@ def lstm_backward_packed(d_output, dh, dc, gates, c, tanh_c, mask, bp, dh_in, ke
     T = gates.shape[0]
     while k < stop:
         t = T - 1 - k
+        padded = lstm_backward_step_at(t, d_output, dh_in, dh, dc, gates, c, tanh_c, mask,
+                                       keep, one)
         a = _rows(gates[t])
-        if d_output is None:
-            if mask is None:
-                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
-                                            _rows(tanh_c[t]), None, keep, one)
-            else:
-                padded = lstm_backward_step(None, dh_in, dh, dc, a, _rows(c[t]),
-                                            _rows(tanh_c[t]), mask[t], keep, one)
-        elif mask is None:
-            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
-                                        _rows(tanh_c[t]), None, keep, one)
-        else:
-            padded = lstm_backward_step(_rows(d_output[t]), dh_in, dh, dc, a, _rows(c[t]),
-                                        _rows(tanh_c[t]), mask[t], keep, one)
         _store(flags, 0, k + 1)
         _packed_gemm.packed_gemm(a, bp, dh_in, 0, bounds[1])
         if not settle(flags, bounds, a, bp, dh_in, k + 1, budget):
             return k
-        if mask is not None:  # noqa: SIM102 - alone, numba prunes it when mask is None
-            if padded:
-                for b in range(dh_in.shape[0]):
-                    if not mask[t, b]:  # a padded row keeps its dh
-                        dh_in[b] = keep[b]
+        keep_padded_rows(t, mask, padded, dh_in, keep)
         k += 1
     return stop
 

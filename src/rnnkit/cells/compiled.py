@@ -433,8 +433,7 @@ def _packed_kernels(kernels, threads, one):
                                                  _lockstep.SPIN_CYCLES)
 
         def finish(t):  # the elementwise step of a step whose workers were late
-            kernels.lstm_forward_step(gx[t], gh, bias, c[t], c[t + 1], tanh_c[t], h[t],
-                                      h[t + 1], None if mask is None else mask[t])
+            kernels.lstm_forward_step_at(t, gx, gh, bias, c, tanh_c, h, mask)
 
         with _lockstep.GemmSteps(threads, h, np.arange(T), bp, gh, pack) as steps:
             steps.run(loop, finish, PACKED_CHUNK)
