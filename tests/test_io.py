@@ -490,3 +490,23 @@ def test_save_model_refuses_a_bare_layer_and_torch_saves_argument_order(tmp_path
                                         r"save_model\(directory, model\)\)"):
         save_model(model, tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_short_weights_file_says_its_real_size(saved):
+    """An 8-byte file whose first 8 bytes claim a huge header: the message gives the
+    file's own size (it said 'file has 0' for the bytes after the length)."""
+    folder, _ = saved
+    (folder / WEIGHTS).write_bytes(b"garbage\n")
+    with pytest.raises(ModelFileError, match=r"the file has 8 bytes in all"):
+        load_model(folder)
+
+
+def test_a_checkpoint_in_a_missing_folder_says_the_folder_is_missing(tmp_path):
+    from rnnkit.training import load_checkpoint
+
+    path = tmp_path / "nowhere" / "checkpoint.safetensors"
+    with pytest.raises(ModelFileError, match=r"not found \(there is no folder .*nowhere\)"):
+        load_checkpoint(path)
+    (tmp_path / "nowhere").mkdir()
+    with pytest.raises(ModelFileError, match=r"not found$"):
+        load_checkpoint(path)

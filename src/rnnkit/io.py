@@ -174,15 +174,18 @@ def _read_safetensors(path, what):
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: {what} not found") from None
+        folder = os.path.dirname(os.path.abspath(path))
+        where = "" if os.path.isdir(folder) else f" (there is no folder {folder})"
+        raise ModelFileError(f"{path}: {what} not found{where}") from None
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read {what} ({exc.strerror})") from None
     if len(data) < 8:
         raise ModelFileError(f"{path}: not a safetensors file (truncated: {len(data)} bytes)")
     header_len = int.from_bytes(data[:8], "little")
     if header_len > len(data) - 8:
-        raise ModelFileError(f"{path}: truncated or corrupted safetensors file (header says "
-                             f"{header_len} bytes, file has {len(data) - 8})")
+        raise ModelFileError(f"{path}: truncated or corrupted safetensors file (its first 8 "
+                             f"bytes give a header of {header_len} bytes; the file has "
+                             f"{len(data)} bytes in all)")
     try:
         header = json.loads(data[8:8 + header_len])
     except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: bad JSON too
