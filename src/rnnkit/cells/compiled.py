@@ -453,8 +453,7 @@ def _packed_kernels(kernels, threads, one):
                                                   stop, _lockstep.SPIN_CYCLES)
 
         def finish(k):  # a step whose workers were late: its padded rows get their dh back
-            if mask is not None:
-                np.copyto(dh_in, keep, where=~mask[T - 1 - k][:, None])
+            kernels.keep_padded_rows(T - 1 - k, mask, 1, dh_in, keep)  # (1: any may be)
 
         with _lockstep.GemmSteps(threads, gates, np.arange(T - 1, -1, -1), bp, dh_in,
                                  pack) as steps:
