@@ -366,3 +366,9 @@ def test_an_aborted_run_says_where_its_checkpoint_is(tmp_path, monkeypatch, caps
     monkeypatch.setattr(cli, "_cmd_train", aborted_early)
     assert main(["train", "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "rnnkit: interrupted"
+
+    # this run overwrites the earlier run's file (its own checkpoint): offered, even
+    # though the file system's coarse clock may stamp it before the command's start
+    monkeypatch.setattr(cli, "_cmd_train", aborted)
+    assert main(["train", "--out", str(out)]) == 130
+    assert f"rnnkit train --resume {out}" in capsys.readouterr().err

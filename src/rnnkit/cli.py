@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 from . import __version__
 from ._argtypes import (
@@ -329,19 +328,35 @@ def _unrecognized(parser, command, extras):
     target.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
-def _checkpoint_hint(args, started):
+def _checkpoint_path(args):
+    """The checkpoint file a text training run writes, or None for other commands."""
+    if args.command != "train" or getattr(args, "task", "text") != "text":
+        return None
+    return os.path.join(args.resume or args.out, "checkpoint.safetensors")
+
+
+def _file_stamp(path):
+    """What identifies one version of a file (inode, size, mtime in ns), None if absent."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _checkpoint_hint(args, before):
     """Where a text run aborted by a second Ctrl-C can resume from: its folder, if a
     checkpoint was written there since the command started (the trainer writes one on
-    the interrupt, and every --checkpoint-every steps), else nothing."""
-    if args.command != "train" or getattr(args, "task", "text") != "text":
+    the interrupt, and every --checkpoint-every steps), else nothing.
+
+    ``before`` is the checkpoint's ``_file_stamp`` when the command started: a file
+    still the same is an earlier run's. (Comparing its mtime with the start time is not
+    enough: file systems stamp with a coarse clock that can lag ``time.time()``.)"""
+    path = _checkpoint_path(args)
+    stamp = _file_stamp(path) if path else None
+    if stamp is None or stamp == before:
         return ""
-    folder = args.resume or args.out
-    path = os.path.join(folder, "checkpoint.safetensors")
-    try:
-        if os.path.getmtime(path) < started:
-            return ""  # an earlier run's
-    except OSError:
-        return ""
+    folder = os.path.dirname(path)
     return (f"; the last checkpoint saved is in {folder}: rnnkit train --resume {folder} "
             "continues from it")
 
@@ -361,7 +376,8 @@ def main(argv=None):
     from .training import TrainingError
 
     commands = {"train": _cmd_train, "sample": _cmd_sample}
-    started = time.time()
+    path = _checkpoint_path(args)
+    before = _file_stamp(path) if path else None
     try:
         from .cells.compiled import check_settings
 
@@ -369,7 +385,7 @@ def main(argv=None):
         run = commands.get(args.command) or args._run
         return run(args)
     except KeyboardInterrupt:
-        print(f"rnnkit: interrupted{_checkpoint_hint(args, started)}", file=sys.stderr)
+        print(f"rnnkit: interrupted{_checkpoint_hint(args, before)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingError as exc:
         if args.debug:
