@@ -94,8 +94,9 @@ def test_packed_gemm_reads_and_writes_rows_with_any_row_stride():
 
 
 def test_packed_rule(monkeypatch):
-    """From PACKED_MIN_B rows and PACKED_MIN_H units (one row from PACKED_B1_MIN_H, or
-    from PACKED_MIN_H over PACKED_B1_MIN_T steps) and PACKED_MIN_T steps, with two threads
+    """From PACKED_MIN_B rows and PACKED_MIN_H units (one row up to PACKED_B1_L2_MAX_H,
+    from PACKED_B1_MIN_H, or in between over PACKED_B1_MIN_T steps) and PACKED_MIN_T
+    steps, with two threads
     or more, on the hosts where the micro-kernel was measured (AVX-512)."""
     monkeypatch.setattr(compiled, "_packed_fast", lambda: True)
     monkeypatch.setattr(compiled, "_usable_cores", lambda: 8)
@@ -108,9 +109,12 @@ def test_packed_rule(monkeypatch):
     assert not compiled.packed(T - 1, B, H, 2)
     assert not compiled.packed(T, B, H - 1, 2)
     assert not compiled.packed(T, 1, H1 - 1, 2)
-    T1 = compiled.PACKED_B1_MIN_T
+    T1, L2 = compiled.PACKED_B1_MIN_T, compiled.PACKED_B1_L2_MAX_H
     assert T1 > T and compiled.packed(T1, 1, H, 2) and compiled.packed(T1, 1, H1 - 1, 2)
     assert not compiled.packed(T1 - 1, 1, H1 - 1, 2) and not compiled.packed(T1, 1, H - 1, 2)
+    # one row while each thread's half of W_hh fits its L2: from PACKED_MIN_T steps
+    assert H <= L2 < H1 and compiled.packed(T, 1, H, 2) and compiled.packed(T, 1, L2, 2)
+    assert not compiled.packed(T1 - 1, 1, L2 + 1, 2) and not compiled.packed(T - 1, 1, H, 2)
     monkeypatch.setattr(compiled, "_packed_fast", lambda: False)
     assert not compiled.packed(T, 128, 4 * H, 2)
 

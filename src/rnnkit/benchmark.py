@@ -497,8 +497,9 @@ def _machine(torch, threadpool_info):
                       "per-step GEMMs on W_hh packed once per pass (rnnkit's micro-kernel, "
                       "its panels over the threads, which wait for each step on a flag) from "
                       f"{compiled.PACKED_MIN_B} rows at H >= {compiled.PACKED_MIN_H} and 1 "
-                      f"row at H >= {compiled.PACKED_B1_MIN_H} (H >= {compiled.PACKED_MIN_H} "
-                      f"from {compiled.PACKED_B1_MIN_T} steps)")
+                      f"row at H = {compiled.PACKED_MIN_H}-{compiled.PACKED_B1_L2_MAX_H} "
+                      f"and H >= {compiled.PACKED_B1_MIN_H} (in between from "
+                      f"{compiled.PACKED_B1_MIN_T} steps)")
     else:
         loops = "off (NumPy loops everywhere)"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
@@ -639,7 +640,8 @@ SHORTFALL = (
     "to 1.5x between runs (B=128, T=50, H=128: 22 and 33 ms). PyTorch's CPU LSTM is oneDNN's "
     "fused RNN primitive: W_hh packed once per call, the elementwise work fused with the "
     "GEMMs, and one thread pool that runs both on every core. From H = 256 (2 batch rows; "
-    "1 row from H = 1024, or from H = 256 over 100 steps; 30 steps) rnnkit packs W_hh once "
+    "1 row at H = 256-320 and from H = 1024, in between over 100 steps; 30 steps) rnnkit "
+    "packs W_hh once "
     "per pass too, inside rnnkit.parallel (which SequenceModel enters by itself): each "
     "step's GEMM is its own register-blocked micro-kernel on the packed panels, part of "
     "them on each thread; the workers take the whole pass and wait for each step on a flag "
@@ -654,7 +656,8 @@ SHORTFALL = (
     "thread from the compiled loop, on blocks of rows small enough for OpenBLAS's "
     "small-matrix kernels (no packing). Inference at B = 1 is a matrix-vector product a "
     "step, bound by reading W_hh (4 MB at H = 512) on both sides: at parity, above or below "
-    "1 from run to run. Each block starts after an idle pause, since OpenBLAS's threads spin "
+    "1 from run to run; at H = 128 one thread reads W_hh^T (256 KB) from its L2 at every "
+    "step, about 34 bytes a cycle (2.5 us of a 3.3 us step). Each block starts after an idle pause, since OpenBLAS's threads spin "
     "about 0.1 s after a call (tables before 2026-11-30 timed PyTorch while they spun). "
     "Tried and dropped: a gates-major (4H, T, B) layout; the batch over two Python threads "
     "with one-thread BLAS per step (GIL hand-offs: up to 2.2x slower); a numba GEMM with "
@@ -662,7 +665,10 @@ SHORTFALL = (
     "written in LLVM IR, reaches 101, OpenBLAS 63-87); one BLAS thread or column-major "
     "output chosen per step size (within noise); the hidden units split over two threads in "
     "lockstep with a spin barrier per step around OpenBLAS's GEMMs (no faster at B = 32: "
-    "the GEMMs still packed W_hh every step).")
+    "the GEMMs still packed W_hh every step); at B = 1, the hidden units split over two "
+    "threads with their own rows of W_hh in each core's L2 and one hand-off a step (2.4-2.9 "
+    "us a step against 3.3 at H = 128, but the workers' start and the packing cost as much "
+    "per pass; at H = 256 no faster than the packed path).")
 
 
 def geometric_mean(xs):

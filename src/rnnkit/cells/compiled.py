@@ -172,12 +172,17 @@ BLAS_LOOP_MIN_H, BLAS_LOOP_MAX_H = 16, 128
 # whole unroll below H = 384): H = 1024 0.94-0.97x (T = 50 and 200); H = 512 0.87-0.91x at
 # T = 200 but 1.0x at T = 50 and 1.19x at T = 30; H = 384 0.88x at T = 200, 1.13x at T =
 # 50; H = 256 0.76x at T = 50 and 200 (W_hh in the cores' L2). The fixed cost of a pass
-# (packing, the workers' start) is what a few dozen steps must win back.
+# (packing, the workers' start) is what a few dozen steps must win back; up to
+# PACKED_B1_L2_MAX_H, where each thread's half of W_hh (0.8 MB at H = 320) stays in its
+# core's 1 MB L2, it does from PACKED_MIN_T steps (session 10, inference at B = 1 against
+# the whole unroll: H = 256 0.76x at T = 30, 0.77x at T = 50; H = 320 0.64x at T = 50;
+# training H = 256 0.94x at T = 30, 0.80x at T = 50).
 PACKED_MIN_T = 30
 PACKED_MIN_B = 2
 PACKED_MIN_H = 256
 PACKED_B1_MIN_H = 1024
 PACKED_B1_MIN_T = 100
+PACKED_B1_L2_MAX_H = 320
 # steps per compiled call of the packed path's caller: a Ctrl-C is seen between two calls
 PACKED_CHUNK = 32
 # Threads.matmul runs a product of fewer multiply-adds (M * K * N) on the caller alone: a
@@ -466,11 +471,15 @@ def _packed_kernels(kernels, threads, one):
 def packed(T, B, H, n):
     """True where an LSTM pass of T steps (None: any), B rows and H units, in a region of
     ``n`` threads, runs its per-step GEMMs on a packed W_hh (``PACKED_*``, on hosts with
-    AVX-512, with no more threads than the process's cores)."""
+    AVX-512, with no more threads than the process's cores): from ``PACKED_MIN_B`` rows
+    at ``H >= PACKED_MIN_H``; at one row up to ``PACKED_B1_L2_MAX_H`` too, from
+    ``PACKED_B1_MIN_H``, and in between over ``PACKED_B1_MIN_T`` steps; all from
+    ``PACKED_MIN_T`` steps."""
     if B >= PACKED_MIN_B:
         big = H >= PACKED_MIN_H
     else:  # one row: a matrix-vector product a step, bound by reading the panels
         big = B == 1 and (H >= PACKED_B1_MIN_H
+                          or PACKED_MIN_H <= H <= PACKED_B1_L2_MAX_H
                           or H >= PACKED_MIN_H and (T is None or T >= PACKED_B1_MIN_T))
     long = T is None or T >= PACKED_MIN_T
     # each step waits for every thread: with more threads than the process may run at
