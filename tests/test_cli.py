@@ -372,3 +372,26 @@ def test_an_aborted_run_says_where_its_checkpoint_is(tmp_path, monkeypatch, caps
     monkeypatch.setattr(cli, "_cmd_train", aborted)
     assert main(["train", "--out", str(out)]) == 130
     assert f"rnnkit train --resume {out}" in capsys.readouterr().err
+
+
+def test_out_of_memory_says_what_could_not_be_allocated(monkeypatch, capsys):
+    """A MemoryError ends the command with NumPy's account of the allocation (its size
+    and shape say which option was too large), or a plain line when it has none."""
+    from rnnkit import cli
+
+    def too_big(args):
+        raise MemoryError("Unable to allocate 7.45 GiB for an array with shape "
+                          "(1000000, 2000) and data type float32")
+
+    monkeypatch.setattr(cli, "_cmd_train", too_big)
+    assert main(["train"]) == cli.EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert "out of memory: Unable to allocate 7.45 GiB" in err and "Traceback" not in err
+
+    def bare(args):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "_cmd_train", bare)
+    assert main(["train"]) == cli.EXIT_FAILURE
+    assert capsys.readouterr().err.strip() == (
+        "rnnkit train: error: out of memory (are the sizes what you meant?)")

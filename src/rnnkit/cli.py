@@ -397,11 +397,14 @@ def main(argv=None):
             raise
         print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except MemoryError:
+    except MemoryError as exc:
         if args.debug:
             raise
-        print(f"rnnkit {args.command}: error: out of memory (are the sizes what you meant?)",
-              file=sys.stderr)
+        # NumPy says what it could not get ("Unable to allocate 7.5 GiB for an array with
+        # shape (...)"): the size that says which option was too large
+        detail = f": {exc}" if str(exc) else ""
+        print(f"rnnkit {args.command}: error: out of memory{detail} (are the sizes what you "
+              "meant?)", file=sys.stderr)
         return EXIT_FAILURE
 
 
