@@ -373,6 +373,33 @@ def test_an_aborted_run_says_where_its_checkpoint_is(tmp_path, monkeypatch, caps
     assert main(["train", "--out", str(out)]) == 130
     assert f"rnnkit train --resume {out}" in capsys.readouterr().err
 
+    # a real checkpoint's header gives the step it resumes from
+    from rnnkit.io import save_checkpoint
+
+    def aborted_at_step(args):
+        save_checkpoint(ckpt, {"w": np.zeros(3, np.float32)}, {"position": {"step": 1234}})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_train", aborted_at_step)
+    assert main(["train", "--out", str(out)]) == 130
+    assert (f"the last checkpoint saved (step 1234) is in {out}: rnnkit train --resume {out}"
+            in capsys.readouterr().err)
+
+
+def test_checkpoint_step_reads_the_header_or_says_none(tmp_path):
+    from rnnkit.io import checkpoint_step, save_checkpoint, save_state_dict
+
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": np.ones(2, np.float32)}, {"position": {"step": 7}})
+    assert checkpoint_step(path) == 7
+    save_checkpoint(path, {"w": np.ones(2, np.float32)}, {"position": {"step": "7"}})
+    assert checkpoint_step(path) is None  # not an int: nothing to tell
+    save_state_dict(tmp_path / "sd.safetensors", {"w": np.ones(2, np.float32)})
+    assert checkpoint_step(tmp_path / "sd.safetensors") is None  # not a checkpoint
+    (tmp_path / "junk").write_bytes(b"\x00" * 5)
+    assert checkpoint_step(tmp_path / "junk") is None
+    assert checkpoint_step(tmp_path / "missing") is None
+
 
 def test_out_of_memory_says_what_could_not_be_allocated(monkeypatch, capsys):
     """A MemoryError ends the command with NumPy's account of the allocation (its size

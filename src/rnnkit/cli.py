@@ -356,9 +356,12 @@ def _checkpoint_hint(args, before):
     stamp = _file_stamp(path) if path else None
     if stamp is None or stamp == before:
         return ""
+    from .io import checkpoint_step
+
     folder = os.path.dirname(path)
-    return (f"; the last checkpoint saved is in {folder}: rnnkit train --resume {folder} "
-            "continues from it")
+    step = checkpoint_step(path)
+    saved = "the last checkpoint saved" + ("" if step is None else f" (step {step})")
+    return f"; {saved} is in {folder}: rnnkit train --resume {folder} continues from it"
 
 
 def main(argv=None):

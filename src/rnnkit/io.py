@@ -495,6 +495,22 @@ def load_checkpoint(path):
     return arrays, state
 
 
+def checkpoint_step(path):
+    """The optimizer steps done when the checkpoint at ``path`` was written, read from its
+    header alone (no tensors, no checksum); None if the file is not a readable checkpoint."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != _CKPT_FORMAT:
+            return None
+        step = json.loads(meta["state"])["position"]["step"]
+    except Exception:  # noqa: BLE001 - any unreadable file: no step to tell
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 # ------------------------------------------------------------ PyTorch and Keras
 def save_state_dict(path, state_dict):
     """Write a PyTorch-style state dict (name -> array) to a ``.safetensors`` file, atomically.
