@@ -13,6 +13,8 @@ reaches 2.045; with the LSTM's gradients zeroed 2.419. The bound
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -178,6 +180,27 @@ def test_resume_char_model_continues_bit_identically(tmp_path):
     assert resumed.val_loss == full.val_loss
     with pytest.raises(ValueError, match="vocabulary"):
         charlm.resume_char_model(str(tmp_path / "run"), "other text " * 200, log=lambda s: None)
+
+
+def test_a_finished_run_trains_on_to_a_new_max_steps(tmp_path):
+    """max_steps past the checkpoint's step extends a finished run; with the constant
+    learning rate the result is bit for bit a run started with that limit. A limit not
+    past the step done is refused, with both numbers."""
+    short = dataclasses.replace(TINY_TRAINER, max_steps=6)
+    done = train_char_model(corpus()[:3000], TINY, short, out_dir=str(tmp_path / "run"),
+                            log=lambda line: None)
+    assert done.steps == 6 and not done.interrupted
+    with pytest.raises(ValueError, match="has done 6 optimizer steps.*got 6"):
+        charlm.resume_char_model(str(tmp_path / "run"), corpus()[:3000], max_steps=6,
+                                 log=lambda line: None, progress=False)
+    lines = []
+    extended = charlm.resume_char_model(str(tmp_path / "run"), corpus()[:3000], max_steps=10,
+                                        log=lines.append, progress=False)
+    assert any("step 6/10" in line for line in lines)
+    full = train_char_model(corpus()[:3000], TINY, TINY_TRAINER, log=lambda line: None)
+    assert extended.steps == full.steps == 10
+    for k in full.model.params:
+        assert np.array_equal(extended.model.params[k], full.model.params[k]), k
 
 
 def test_resume_writes_its_checkpoint_into_the_folder_it_resumes(tmp_path):

@@ -201,6 +201,22 @@ def test_resume_samples_with_the_runs_seed_and_ignores_seed(text_file, tmp_path,
         sample = stdout.split("--- sample (temperature 0.8, seed 7) ---\n", 1)[1]
         assert sample == expected
 
+
+def test_resume_with_steps_trains_a_finished_run_on(text_file, tmp_path, capsys):
+    """--steps with --resume is the new total (not an ignored option); one not past the
+    steps done is a usage error that gives both numbers."""
+    out = tmp_path / "run"
+    steps = TINY[TINY.index("--steps") + 1]
+    code, _, err = run(capsys, "train", text_file, *TINY, "--sample-length", "0", "--out", out)
+    assert code == 0, err
+    result = run(capsys, "train", "--resume", out, "--steps", steps, "--no-progress")
+    assert_usage_error(result, "train", f"has done {steps} optimizer steps", f"got {steps}")
+    more = str(int(steps) + 2)
+    code, stdout, err = run(capsys, "train", "--resume", out, "--steps", more, "--no-progress",
+                            "--sample-length", "0")
+    assert code == 0, err
+    assert "ignoring" not in err and f"step {steps}/{more}" in stdout
+
 def test_train_rejects_a_prime_outside_the_vocabulary_before_training(text_file, tmp_path,
                                                                       capsys):
     result = run(capsys, "train", text_file, *TINY, "--prime", "€", "--out", tmp_path / "out")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_int
 from .data.text import (
     TextStream,
     Vocabulary,
@@ -161,7 +162,8 @@ def train_char_model(text, settings=None, trainer_config=None, *, out_dir=None, 
     return _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint=None)
 
 
-def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_hook=None):
+def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_hook=None,
+                      max_steps=None):
     """Continue a run from ``out_dir/checkpoint.safetensors`` exactly where it stopped.
 
     The settings, trainer configuration, vocabulary and text source come from
@@ -175,13 +177,20 @@ def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_h
         The training text; by default it is read again from the recorded source.
     progress : bool, optional
         Override the recorded progress-bar setting.
+    max_steps : int, optional
+        A new limit of optimizer steps, past the checkpoint's step: a finished
+        run trains on (as ``Trainer``'s ``max_steps``; the epochs limit goes).
+        With the constant learning rate the result is that of a run started
+        with this limit; the cosine schedule instead decays over the new total
+        from here on (its rate at each later step differs).
 
     Raises
     ------
     ModelFileError
         No checkpoint, or a damaged one.
     ValueError
-        The text differs from the one the run started on (another vocabulary).
+        The text differs from the one the run started on (another vocabulary),
+        or ``max_steps`` is not past the checkpoint's step.
     """
     import os
 
@@ -208,6 +217,14 @@ def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_h
                  path)
     # checkpoints go where the run is now, even if its folder was moved or renamed
     tc = dataclasses.replace(tc, checkpoint_dir=os.fspath(out_dir))
+    if max_steps is not None:
+        done = (state.get("position") or {}).get("step")
+        check_int(max_steps, "max_steps", minimum=1)
+        if isinstance(done, int) and max_steps <= done:
+            raise ValueError(f"the run in {out_dir} has done {done} optimizer steps; "
+                             f"max_steps (--steps) must be more than that to continue it, "
+                             f"got {max_steps}")
+        tc = dataclasses.replace(tc, max_steps=max_steps, epochs=None)
     if progress is not None:
         tc = dataclasses.replace(tc, progress=progress)
     source = meta.get("source")

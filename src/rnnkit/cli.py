@@ -80,7 +80,8 @@ def build_parser():
                          "file of labelled sequences")
     tr.add_argument("--resume", metavar="DIR", default=None,
                     help="continue the run saved in DIR (its checkpoint.safetensors) exactly "
-                         "where it stopped; the other options come from the checkpoint")
+                         "where it stopped; the other options come from the checkpoint, but "
+                         "--steps sets a new total (a finished run trains on)")
     g = tr.add_argument_group("model")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell")
@@ -261,14 +262,15 @@ def _cmd_train(args):
 
     if args.resume:
         ignored = _options_given(args, exclude=("resume", "text_file", "no_progress", "debug",
-                                                "task", "sample_length", "temperature", "prime"))
+                                                "task", "sample_length", "temperature", "prime",
+                                                "steps"))
         if ignored:
             print(f"rnnkit: --resume continues with the checkpoint's settings; ignoring "
                   f"{', '.join(ignored)}", file=sys.stderr)
         text = read_text(args.text_file) if args.text_file else None
         try:
             result = resume_char_model(args.resume, text, progress=not args.no_progress,
-                                       trainer_hook=stopper.install)
+                                       trainer_hook=stopper.install, max_steps=args.steps)
         finally:
             stopper.restore()
         return _finish_train(args, result, stopper, args.resume)
