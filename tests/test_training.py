@@ -329,6 +329,9 @@ def test_exact_resume_after_request_stop_with_cosine_schedule(rng, tmp_path):
     assert second.pos.step == 30
     assert second.optimizer.lr == full.optimizer.lr
     assert_same_bits(full.model, second.model, "request_stop at 13")
+    # the record at step 20 averages steps 11-20 in both runs (not 14-20 after the resume)
+    assert second.history["step"] == full.history["step"] == [10, 20, 30]
+    assert second.history["train_loss"] == full.history["train_loss"]
 
 
 # ------------------------------------------------------------------- failures

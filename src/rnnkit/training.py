@@ -103,6 +103,10 @@ class _Position:
     batch: int = 0  # next batch index within the epoch
     best_val: float = math.inf
     bad_evals: int = 0
+    # the training losses since the last record: a resumed run's first record averages the
+    # same steps as the uninterrupted run's
+    run_loss: float = 0.0
+    run_n: int = 0
     history: dict = field(default_factory=lambda: {
         "step": [], "epoch": [], "train_loss": [], "val_loss": [], "lr": [], "time": []})
 
@@ -299,8 +303,9 @@ class Trainer:
                 opt_state[key][name] = v
         pos = dict(state["position"])
         pos["best_val"] = float(pos["best_val"])
+        pos["run_loss"] = float(pos.get("run_loss", 0.0))  # (absent before session 10)
         pos = _Position(**pos)
-        for name in ("step", "epoch", "batch", "bad_evals"):
+        for name in ("step", "epoch", "batch", "bad_evals", "run_n"):
             check_int(getattr(pos, name), f"position.{name}", minimum=0)
         if not (isinstance(pos.history, dict) and set(pos.history) == set(_Position().history)
                 and all(isinstance(v, list) for v in pos.history.values())):
@@ -369,7 +374,6 @@ class Trainer:
         model.train()
         bar = self._bar = self._progress_bar()
         start = time.perf_counter()
-        run_loss, run_n = 0.0, 0
         try:
             while self.pos.step < self.total_steps and not self._stop:
                 order = self._order(self.pos.epoch)
@@ -407,11 +411,11 @@ class Trainer:
                         self._carry = state_n
                     self.pos.step += 1
                     self.pos.batch += 1
+                    self.pos.run_loss += float(loss)  # a Python float: JSON keeps its bits
+                    self.pos.run_n += 1
                     self._updating = False
                     self._rng_at_step = None  # the step is complete: nothing to undo
                     model.zero_grad()
-                    run_loss += loss
-                    run_n += 1
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
@@ -419,8 +423,8 @@ class Trainer:
                     due = (c.eval_every and self.pos.step % c.eval_every == 0) or (
                         end_of_epoch and not c.eval_every) or self.pos.step == self.total_steps
                     if due and not self.interrupted:  # a requested stop skips validation
-                        self._record(run_loss / max(run_n, 1), start)
-                        run_loss, run_n = 0.0, 0
+                        self._record(self.pos.run_loss / max(self.pos.run_n, 1), start)
+                        self.pos.run_loss, self.pos.run_n = 0.0, 0
                     if c.checkpoint_every and self.pos.step % c.checkpoint_every == 0 \
                             and self.checkpoint_path():
                         self.save_checkpoint()
