@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -100,6 +101,27 @@ def test_sample_is_reproducible_and_honours_options(trained, capsys):
     assert code == 0 and text == "x\n"
     code, text, _ = run(capsys, "sample", out_dir, "--seed", "1", "--length", "12")
     assert code == 0 and len(text) == 12 + 1
+
+
+def test_sample_prints_as_it_goes_and_a_ctrl_c_keeps_it(trained, monkeypatch, capsys):
+    """A sample is printed as it is drawn: --length 10**9 needs no memory of its length,
+    and a Ctrl-C after 700 characters leaves those 700 printed (exit 130)."""
+    from rnnkit import charlm
+
+    out_dir = trained[0]
+    code, expected, _ = run(capsys, "sample", out_dir, "--seed", "4", "--length", "700")
+    assert code == 0
+    draw = charlm.sample_chars
+
+    def ctrl_c_after_700(*args, **kwargs):
+        chars = draw(*args, **kwargs)
+        yield from itertools.islice(chars, 700)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(charlm, "sample_chars", ctrl_c_after_700)
+    code, text, err = run(capsys, "sample", out_dir, "--seed", "4", "--length", str(10 ** 9))
+    assert code == 130 and err.strip() == "rnnkit: interrupted"
+    assert text == expected[:-1]  # all 700 characters, no final newline
 
 
 def test_python_dash_m_help():

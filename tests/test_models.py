@@ -333,6 +333,29 @@ def test_generate_greedy_equals_argmax_decoding_by_hand(rng):
     np.testing.assert_array_equal(model.generate(prime, 25, temperature=0.0, rng=99), got)
 
 
+def test_generate_iter_streams_the_draws_of_generate(rng):
+    """generate_iter yields generate's ids one at a time (the same draws from the same
+    seed), for as long as asked; the model is in eval mode while it runs and back in its
+    mode once it is closed; bad arguments fail at the call."""
+    import itertools
+
+    model = token_model(rng, cell="gru")
+    prime = np.array([2, 5])
+    ids = model.generate_iter(prime, temperature=0.9, rng=5)
+    first = list(itertools.islice(ids, 30))
+    assert not model.training
+    more = list(itertools.islice(ids, 20))
+    ids.close()
+    assert model.training
+    np.testing.assert_array_equal(first + more, model.generate(prime, 50, temperature=0.9,
+                                                               rng=5))
+    assert all(type(i) is int for i in first)
+    with pytest.raises(ValueError, match="prime_ids"):
+        model.generate_iter(np.zeros((2, 2), np.int64))
+    with pytest.raises(ValueError, match="token"):
+        SequenceModel(3, 4, 3, rng=rng).generate_iter(np.array([0]))
+
+
 def test_generate_errors(rng):
     dense = SequenceModel(3, 4, 3, rng=rng)
     with pytest.raises(ValueError, match="token"):

@@ -15,6 +15,7 @@ character and the two baselines of the same validation text: uniform
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -334,9 +335,33 @@ def sample_text(model, vocab, prime="", length=200, temperature=1.0, seed=None):
     -------
     str : ``prime`` followed by the generated characters.
     """
+    return prime + "".join(itertools.islice(sample_chars(model, vocab, prime, temperature,
+                                                        seed), length))
+
+
+def sample_chars(model, vocab, prime="", temperature=1.0, seed=None):
+    """The characters :func:`sample_text` generates after ``prime``, one at a time, without
+    end: for output printed as it comes (``rnnkit sample``), however long.
+
+    Parameters
+    ----------
+    model, vocab, prime, temperature, seed
+        As in :func:`sample_text`.
+
+    Returns
+    -------
+    iterator of str
+        One character at a time (``SequenceModel.generate_iter``); close it to
+        put the model back in its mode.
+
+    Raises
+    ------
+    ValueError
+        At the call: a temperature that is not a finite number >= 0, or a
+        priming character the vocabulary does not have.
+    """
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     start = prime if prime else ("\n" if "\n" in vocab.chars else vocab.chars[0])
-    ids = vocab.encode(start)
-    out = model.generate(ids, length, temperature=temperature, rng=seed)
-    return prime + vocab.decode(out)
+    ids = model.generate_iter(vocab.encode(start), temperature=temperature, rng=seed)
+    return (vocab.chars[i] for i in ids)

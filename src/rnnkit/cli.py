@@ -310,10 +310,21 @@ def _cmd_train(args):
 
 
 def _cmd_sample(args):
-    from .charlm import load_char_model, sample_text
+    import itertools
+
+    from .charlm import load_char_model, sample_chars
 
     model, vocab, _ = load_char_model(args.model_dir)
-    print(sample_text(model, vocab, args.prime, args.length, args.temperature, seed=args.seed))
+    chars = sample_chars(model, vocab, args.prime, args.temperature, seed=args.seed)
+    # printed as it comes (a line, or 256 characters, at a time): a long sample shows at
+    # once, needs no memory of its length, and a Ctrl-C keeps what was printed
+    out = sys.stdout
+    out.write(args.prime)
+    for i, ch in enumerate(itertools.islice(chars, args.length)):
+        out.write(ch)
+        if ch == "\n" or i % 256 == 255:
+            out.flush()
+    out.write("\n")
     return EXIT_OK
 
 

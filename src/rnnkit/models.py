@@ -14,6 +14,7 @@ Inputs are time-major like the recurrent layers: token ids ``(T, B)`` for the
 
 from __future__ import annotations
 
+import itertools
 from contextlib import nullcontext
 
 import numpy as np
@@ -322,28 +323,63 @@ class SequenceModel(Module):
         Returns
         -------
         ndarray (length,) of int64
+            The ids :meth:`generate_iter` yields first (the same draws).
+        """
+        length = check_int(length, "length", minimum=0)
+        ids = self.generate_iter(prime_ids, temperature=temperature, rng=rng)
+        try:
+            return np.fromiter(itertools.islice(ids, length), np.int64, count=length)
+        finally:
+            ids.close()
+
+    def generate_iter(self, prime_ids, *, temperature=1.0, rng=None):
+        """Sample token ids after feeding ``prime_ids``, one at a time, for as long as asked.
+
+        For output that streams (a long sample printed as it comes) or that
+        stops on a condition of the caller's: each id is drawn, then fed back
+        in to give the next one's distribution (min-char-rnn's sampling loop).
+        The model is in evaluation mode until the generator ends or is closed.
+
+        Parameters
+        ----------
+        prime_ids, temperature, rng
+            As in :meth:`generate`.
+
+        Yields
+        ------
+        int
+            The next token id.
+
+        Raises
+        ------
+        ValueError
+            At the call (not at the first ``next``): a model that is not a
+            unidirectional many-to-many model over token ids, or ``prime_ids``
+            not a non-empty 1-D array; an id outside the vocabulary is found
+            when the priming runs, at the first ``next``.
         """
         if self.encoder is None or self.task != "many_to_many" or self.bidirectional:
             raise ValueError("generate needs a unidirectional many-to-many model over token ids "
                              "(encoder 'embedding' or 'one_hot')")
-        length = check_int(length, "length", minimum=0)
         rng = as_generator(rng)
         prime_ids = np.asarray(prime_ids)
         if prime_ids.ndim != 1 or prime_ids.size == 0:
             raise ValueError(f"prime_ids must be a non-empty 1-D array of ids, "
                              f"got shape {prime_ids.shape}")
+        return self._sampled_ids(prime_ids, temperature, rng)
+
+    def _sampled_ids(self, prime_ids, temperature, rng):
+        """The generator of :meth:`generate_iter`, its arguments checked."""
         was_training = self.training
         self.eval()
         try:
             y, state = self.forward(prime_ids[:, None])
-            out = np.empty(length, np.int64)
-            logits = y[-1, 0]
-            for i in range(length):
-                out[i] = sample_logits(logits, temperature, rng)
-                y, state = self.forward(out[i:i + 1, None], state)
-                logits = y[-1, 0]
+            token = np.empty((1, 1), np.int64)
+            while True:
+                token[0, 0] = sample_logits(y[-1, 0], temperature, rng)
+                yield int(token[0, 0])
+                y, state = self.forward(token, state)
         finally:
             self._cache = None
             self.rnn._cache = None
             self.train(was_training)
-        return out
