@@ -43,6 +43,28 @@ def test_small_arrays_are_not_pooled_and_idle_bytes_are_capped(monkeypatch):
     _workspace.clear()
 
 
+def test_arrays_glibc_would_map_afresh_are_pooled_and_idle_arrays_are_counted(monkeypatch):
+    """From 128 KiB (glibc's mmap threshold, where each pass paid page faults) arrays are
+    pooled; idle ones beyond MAX_IDLE_ARRAYS go, oldest first, however small."""
+    _workspace.clear()
+    assert _workspace.MIN_BYTES == 1 << 17
+    _workspace.empty((1 << 15,), np.float32)  # 128 KiB
+    _workspace.empty((1 << 15,), np.float32)  # the same buffer again (idle)
+    assert len(_workspace._pool) == 1
+    _workspace.empty(((1 << 15) - 1,), np.float32)  # just below: malloc's
+    assert len(_workspace._pool) == 1
+    monkeypatch.setattr(_workspace, "MAX_IDLE_ARRAYS", 4)
+    for n in range(1 << 15, (1 << 15) + 7):  # seven idle buffers of other shapes
+        _workspace.empty((n,), np.float32)
+    # four idle when the last was handed out (then in use), the oldest gone
+    assert [b.shape[0] - (1 << 15) for b in _workspace._pool] == [2, 3, 4, 5, 6]
+    held = [_workspace.empty((n,), np.float32) for n in range(1 << 16, (1 << 16) + 6)]
+    assert len(_workspace._pool) >= 6, "arrays in use are never released"
+    del held
+    _workspace.clear()
+    assert _workspace._pool == []
+
+
 def test_outputs_a_caller_keeps_are_never_overwritten_by_the_next_pass():
     rng = np.random.default_rng(0)
     for cls in (LSTM, GRU):
