@@ -222,3 +222,19 @@ def test_estimator_metadata_that_contradicts_the_weights_is_refused(tmp_path):
         if folder == "c":
             RNNClassifier(hidden_size=4, max_iter=2, random_state=0).fit(
                 X, np.arange(20) % 4).save(tmp_path / "c")
+
+
+def test_subpackages_are_attributes_of_a_bare_import_rnnkit():
+    """README: ``import rnnkit`` then ``rnnkit.datasets.load(...)`` (new-user trial: it was
+    an AttributeError unless something else had imported rnnkit.datasets)."""
+    import subprocess
+    import sys
+
+    code = ("import rnnkit\n"
+            "assert callable(rnnkit.datasets.load) and callable(rnnkit.io.save_model)\n"
+            "assert rnnkit.optim.Adam and rnnkit.estimators.RNNClassifier\n"
+            "assert 'datasets' in dir(rnnkit)\n"
+            "try:\n    rnnkit.no_such_thing\nexcept AttributeError as e:\n"
+            "    assert 'no_such_thing' in str(e)\nelse:\n    raise SystemExit('no error')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -18,6 +18,24 @@ from .training import Trainer, TrainerConfig, TrainingError
 
 __version__ = "0.1.0"
 
+# subpackages loaded on first use (PEP 562): ``import rnnkit`` then
+# ``rnnkit.datasets.load("digits")`` works without importing scikit-learn's estimators
+# and the other heavier parts at ``import rnnkit``
+_SUBMODULES = ("analysis", "data", "datasets", "estimators", "functional", "gradcheck", "io",
+               "optim", "selection", "tasks")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))
+
 __all__ = [
     "CTRNN",
     "GRU",
