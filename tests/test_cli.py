@@ -124,6 +124,20 @@ def test_sample_prints_as_it_goes_and_a_ctrl_c_keeps_it(trained, monkeypatch, ca
     assert text == expected[:-1]  # all 700 characters, no final newline
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(trained):
+    """``rnnkit sample ... | head -c 20``: the closed pipe ends it with 141 (128 + SIGPIPE)
+    and nothing on stderr, as command-line tools do (it said 'error: [Errno 32] Broken
+    pipe' and exited 2)."""
+    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "sample", str(trained[0]),
+                             "--length", "1000000", "--seed", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(proc.stdout.read(20)) == 20
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""
+
+
 def test_python_dash_m_help():
     proc = subprocess.run([sys.executable, "-m", "rnnkit", "--help"], capture_output=True,
                           text=True, timeout=120, check=False)

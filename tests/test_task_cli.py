@@ -330,6 +330,17 @@ def test_bad_classify_inputs_and_options_exit_2_with_one_line(tmp_path, capsys):
                                                             "forecast")
     assert_usage_error(run(capsys, "train", "--window", "5"), "train",
                        "--window is an option of --task forecast or classify")
+    # a built-in series keeps its benchmark split (new-user trial: --test-size was ignored)
+    assert_usage_error(run(capsys, "train", "--task", "forecast", "--data", "sunspots",
+                           "--test-size", "400", *out), "train",
+                       "--test-size is for CSV files", "sunspots has its benchmark split")
+    # the text task's sampling options, even at their defaults' values (new-user trial:
+    # they were accepted and ignored)
+    for option, value in (("--sample-length", "400"), ("--temperature", "0.5"),
+                          ("--prime", "")):
+        assert_usage_error(run(capsys, "train", "--task", "forecast", "--data", "sunspots",
+                               option, value, *out), "train",
+                           f"{option} is an option of the text task, not of --task forecast")
     assert_usage_error(run(capsys, "predict", tmp_path), "predict", "model")
     # an option the built-in loader does not take: named, with the ones it does take
     assert_usage_error(run(capsys, "train", "--task", "classify", "--data", "fsdd",

@@ -8,6 +8,7 @@ line, no traceback unless ``--debug``), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ from ._argtypes import (
 from .task_cli import TASK_EPILOG, add_task_options, task_default
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a tool killed by the signal reports
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -129,11 +131,12 @@ def build_parser():
                         "(runs/forecast or runs/classify with --task)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = tr.add_argument_group("sample after training")
-    g.add_argument("--sample-length", type=non_negative_int, default=400,
+    g.add_argument("--sample-length", type=non_negative_int, default=task_default(400, None),
                    help="characters to generate at the end (0: none)")
-    g.add_argument("--temperature", type=non_negative_float, default=0.8,
+    g.add_argument("--temperature", type=non_negative_float, default=task_default(0.8, None),
                    help="sampling temperature (0: greedy)")
-    g.add_argument("--prime", default="", help="text the sample starts from")
+    g.add_argument("--prime", default=task_default("", None),
+                   help="text the sample starts from")
     add_task_options(tr)
     tr.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -341,6 +344,22 @@ def _unrecognized(parser, command, extras):
     target.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
+def _silence_stdout():
+    """Point stdout at the null device, so that the interpreter's last flush of what is
+    left in its buffer does not fail again on the closed pipe (Python's documented
+    recipe for SIGPIPE)."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # a stdout with no file descriptor (a test's capture): nothing to silence
+
+
 def _checkpoint_path(args):
     """The checkpoint file a text training run writes, or None for other commands."""
     if args.command != "train" or getattr(args, "task", "text") != "text":
@@ -408,6 +427,9 @@ def main(argv=None):
             raise
         print(f"rnnkit: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:  # the reader went away (rnnkit sample ... | head): stop quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except (ValueError, TypeError, OSError, ImportError) as exc:
         if args.debug:
             raise

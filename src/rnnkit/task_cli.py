@@ -147,9 +147,10 @@ def add_task_options(parser):
                         "monthly data (0: none)")
     g.add_argument("--scale", choices=("standard", "none"), default=d("standard", "standard"),
                    help="classify: standardize each feature with training statistics")
-    g.add_argument("--test-size", default=d("0.2", "0.2"), metavar="N|FRACTION",
+    g.add_argument("--test-size", default=None, metavar="N|FRACTION",
                    help="held out for testing where the data have no official split: a count "
-                        "or a fraction (the last part of a series)")
+                        "or a fraction (the last part of a series; default 0.2); the built-in "
+                        "series and data sets with an official split keep theirs")
     g.add_argument("--max-iter", type=positive_int, default=d(200, 200), metavar="N",
                    help="most epochs")
     g.add_argument("--alpha", type=non_negative_float, default=d(1e-4, 1e-4), metavar="A",
@@ -175,7 +176,7 @@ _FORECAST_ONLY = ("window", "horizon", "strategy", "transform", "season")
 _CLASSIFY_ONLY = ("scale", "data_option")
 _TASK_ONLY = ("data", "column", "test_size", "max_iter", "alpha", "tol", "n_iter_no_change",
               "early_stopping", "no_plots", *_FORECAST_ONLY, *_CLASSIFY_ONLY)
-_TEXT_ONLY = ("resume", "steps", "checkpoint_every")
+_TEXT_ONLY = ("resume", "steps", "checkpoint_every", "sample_length", "temperature", "prime")
 
 
 def _option(name):
@@ -293,7 +294,7 @@ def run_train_task(args, trainer_hook=None):
     require_sklearn(f"--task {args.task}")
     spec = _data_spec(args)
     params = _estimator_params(args)
-    test_size = jobs.parse_test_size(args.test_size)
+    test_size = None if args.test_size is None else jobs.parse_test_size(args.test_size)
     options = dict(args.data_option or [])
     out = args.out
     plots = not args.no_plots
