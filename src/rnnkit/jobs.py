@@ -92,6 +92,7 @@ CLASSIFY_DATASETS = ("digits", "japanese_vowels", "fsdd")
 
 #: Names of :class:`SeriesTransform`.
 TRANSFORMS = ("none", "log", "sqrt", "diff", "logdiff")
+DEFAULT_TEST_SIZE = 0.2  # held out where the data have no official split
 
 _LABEL_NAMES = ("label", "labels", "class", "target", "y")
 
@@ -452,7 +453,7 @@ def builtin_key(spec):
     return os.fspath(spec).strip().lower().replace("-", "_")
 
 
-def load_series(spec, *, column=None, test_size=0.2):
+def load_series(spec, *, column=None, test_size=None):
     """A built-in series (``sunspots``, ``airline``) or a column of a CSV file.
 
     Parameters
@@ -462,9 +463,10 @@ def load_series(spec, *, column=None, test_size=0.2):
         CSV file (see :func:`read_series_csv`).
     column : str, optional
         The CSV column; not for built-in series.
-    test_size : int or float, default 0.2
+    test_size : int or float, optional
         For a CSV file: the last observations held out for testing, a count
-        or a fraction.
+        or a fraction (default 0.2). A built-in series has its benchmark
+        split: giving one is an error.
 
     Returns
     -------
@@ -482,11 +484,15 @@ def load_series(spec, *, column=None, test_size=0.2):
                              f"{', '.join(FORECAST_DATASETS)}, or give a CSV file")
         if column is not None:
             raise ValueError(f"--column is for CSV files; {key} is a built-in series")
+        if test_size is not None:
+            raise ValueError(f"--test-size is for CSV files; the built-in series {key} has "
+                             "its benchmark split")
         ds = datasets.load(key)
         return SeriesData(key, np.asarray(ds.y, np.float64), np.asarray(ds.index),
                           ds.train.stop - ds.train.start, ds.test.stop - ds.test.start,
                           {"kind": "builtin", "name": key}, ds.unit)
     values, index, name = read_series_csv(spec, column)
+    test_size = DEFAULT_TEST_SIZE if test_size is None else test_size
     n_test = _n_test(test_size, len(values), spec)
     return SeriesData(os.path.basename(spec), values, index, len(values) - n_test, n_test,
                       {"kind": "csv", "path": os.path.abspath(spec), "column": name,
@@ -614,7 +620,7 @@ def _check_dataset_options(key, options):
                          f"set; its options are {', '.join(valid) or '(none)'}")
 
 
-def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None,
+def load_sequences(spec, *, label_column=None, test_size=None, seed=0, split=None,
                    dataset_options=None):
     """A built-in sequence data set, an ``.npz`` file or a CSV file, split for testing.
 
@@ -629,9 +635,10 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
     label_column : str, optional
         The CSV label column; default a column named label, class, target or
         y, else the first (the UCR archive's layout).
-    test_size : int or float, default 0.2
+    test_size : int or float, optional
         Held out for testing (stratified by class) where there is no
-        official split.
+        official split (default 0.2); giving one for a data set with an
+        official split is an error.
     seed : int, default 0
         ``random_state`` of that split.
     split : {'all_test'}, optional
@@ -662,8 +669,12 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
         ds = datasets.load(key, **options)
         source = {"kind": "builtin", "name": key, "options": options}
         if ds.is_test is not None:
+            if test_size is not None:
+                raise ValueError(f"--test-size is for data without an official split; {key} "
+                                 "has one")
             return SequenceData(key, ds.X_train, ds.y_train, ds.X_test, ds.y_test,
                                 {"kind": "official"}, source, ds.description)
+        test_size = DEFAULT_TEST_SIZE if test_size is None else test_size
         parts = _split(ds.X, ds.y, test_size, seed, key)
         return SequenceData(key, *parts[:4], parts[4], source, ds.description)
     if options:
@@ -686,7 +697,7 @@ def load_sequences(spec, *, label_column=None, test_size=0.2, seed=0, split=None
     if len(np.unique(y)) < 2:
         raise ValueError(f"{spec}: the labels hold one class only; a classifier needs two or "
                          "more")
-    parts = _split(X, y, test_size, seed, spec)
+    parts = _split(X, y, DEFAULT_TEST_SIZE if test_size is None else test_size, seed, spec)
     return SequenceData(name, *parts[:4], parts[4], source)
 
 

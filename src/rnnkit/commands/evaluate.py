@@ -87,7 +87,7 @@ def _evaluate_forecaster(job, args):
         what = f"{data.name} (all {data.n_test} forecastable observations)"
     else:
         column = args.column or recorded.get("column")
-        test_size = recorded.get("test_size", 0.2)
+        test_size = recorded.get("test_size")  # None: the default, or a built-in split
         data = jobs.load_series(spec, column=column if jobs.is_file_spec(spec) else None,
                                 test_size=test_size)
         what = f"{data.name} (test part, {data.n_test} observations)"
@@ -139,7 +139,7 @@ def _evaluate_classifier(job, args):
         label = args.column or recorded.get("label_column")
         data = jobs.load_sequences(
             spec, label_column=label if jobs.is_file_spec(spec) else None,
-            test_size=split.get("test_size", 0.2), seed=split.get("random_state", 0),
+            test_size=split.get("test_size"), seed=split.get("random_state", 0),
             dataset_options=options)
         what = f"{data.name} (test part, {len(data.y_test)} sequences)"
     m = jobs.evaluate_classifier(job, data)
