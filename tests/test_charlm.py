@@ -190,6 +190,11 @@ def test_a_finished_run_trains_on_to_a_new_max_steps(tmp_path):
     done = train_char_model(corpus()[:3000], TINY, short, out_dir=str(tmp_path / "run"),
                             log=lambda line: None)
     assert done.steps == 6 and not done.interrupted
+    lines = []
+    again = charlm.resume_char_model(str(tmp_path / "run"), corpus()[:3000], log=lines.append,
+                                     progress=False)
+    assert again.steps == 6 and any("the run had finished" in line and "--steps N" in line
+                                    for line in lines)
     with pytest.raises(ValueError, match="has done 6 optimizer steps.*got 6"):
         charlm.resume_char_model(str(tmp_path / "run"), corpus()[:3000], max_steps=6,
                                  log=lambda line: None, progress=False)

@@ -222,9 +222,9 @@ def resume_char_model(out_dir, text=None, *, log=print, progress=None, trainer_h
         done = (state.get("position") or {}).get("step")
         check_int(max_steps, "max_steps", minimum=1)
         if isinstance(done, int) and max_steps <= done:
-            raise ValueError(f"the run in {out_dir} has done {done} optimizer steps; "
-                             f"max_steps (--steps) must be more than that to continue it, "
-                             f"got {max_steps}")
+            raise ValueError(f"the run in {out_dir} has done {done} optimizer steps "
+                             f"already; a new limit (max_steps, --steps) must be more than "
+                             f"that to train it on, got {max_steps}")
         tc = dataclasses.replace(tc, max_steps=max_steps, epochs=None)
     if progress is not None:
         tc = dataclasses.replace(tc, progress=progress)
@@ -262,6 +262,9 @@ def _run(text, settings, tc, out_dir, log, source, trainer_hook, checkpoint):
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
         log(f"resumed from {checkpoint} at step {trainer.pos.step}/{trainer.total_steps}")
+        if trainer.pos.step >= trainer.total_steps:
+            log("the run had finished: a larger max_steps (rnnkit train --resume "
+                f"{out_dir} --steps N) trains it on")
     if trainer_hook is not None:
         trainer_hook(trainer)
     # on a non-finite loss or gradient, fit writes the last good checkpoint, and with it the
