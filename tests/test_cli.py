@@ -238,6 +238,16 @@ def test_resume_samples_with_the_runs_seed_and_ignores_seed(text_file, tmp_path,
         assert sample == expected
 
 
+def test_resume_of_a_file_or_of_a_task_model_says_what_it_is(text_file, tmp_path, capsys):
+    assert_usage_error(run(capsys, "train", "--resume", text_file), "train",
+                       "--resume takes the folder of a run", "is a file")
+    (tmp_path / "forecaster").mkdir()
+    (tmp_path / "forecaster" / "task.json").write_text("{}")
+    assert_usage_error(run(capsys, "train", "--resume", tmp_path / "forecaster"), "train",
+                       "--resume continues character-level text runs",
+                       "a model of rnnkit train --task")
+
+
 def test_resume_with_steps_trains_a_finished_run_on(text_file, tmp_path, capsys):
     """--steps with --resume is the new total (not an ignored option); one not past the
     steps done is a usage error that gives both numbers."""
@@ -417,7 +427,7 @@ def test_an_aborted_run_says_where_its_checkpoint_is(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(cli, "_cmd_train", aborted_early)
     assert main(["train", "--out", str(out)]) == 130
-    assert capsys.readouterr().err.strip() == "rnnkit: interrupted"
+    assert capsys.readouterr().err.strip() == "rnnkit: interrupted; this run saved no checkpoint"
 
     # this run overwrites the earlier run's file (its own checkpoint): offered, even
     # though the file system's coarse clock may stamp it before the command's start

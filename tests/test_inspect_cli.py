@@ -104,6 +104,9 @@ def test_bad_text_and_bad_input_are_one_line_errors(char_model, tmp_path, capsys
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert_usage_error(run(capsys, "inspect", tmp_path / "m", "--input", tmp_path / "obj.npy"),
                        "without pickles")
+    (tmp_path / "rand.bin").write_bytes(bytes(range(256)) * 4)  # no NumPy header at all
+    assert_usage_error(run(capsys, "inspect", tmp_path / "m", "--input", tmp_path / "rand.bin"),
+                       "rand.bin: not a .npy file", "numpy.save")
     np.save(tmp_path / "wrong.npy", np.zeros((5, 4)))
     assert_usage_error(run(capsys, "inspect", tmp_path / "m", "--input",
                            tmp_path / "wrong.npy"), "expected an array of shape (T, 3)",

@@ -177,6 +177,14 @@ def test_truncated_weights(saved):
     for cut in cuts:
         (folder / WEIGHTS).write_bytes(data[:cut])
         assert_load_fails(folder, os.fspath(folder / WEIGHTS))
+    # cut inside the tensors: said as truncated, with the sizes (new-user trial: it said
+    # "incomplete metadata, file not fully covered")
+    cut = len(data) - 100
+    (folder / WEIGHTS).write_bytes(data[:cut])
+    with pytest.raises(ModelFileError, match=f"truncated safetensors file .*describes "
+                                              f"{len(data) - 8 - header_len} bytes of tensors; "
+                                              f"the file holds {cut - 8 - header_len} after"):
+        load_model(folder)
 
 
 def flip_header_bytes(folder, every=1):

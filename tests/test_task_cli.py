@@ -276,6 +276,11 @@ def test_evaluate_and_predict_a_saved_classifier(digits_model, tmp_path, capsys)
                        "predict", "--column is for CSV files", "five.npz")
     assert_usage_error(run(capsys, "evaluate", folder, tmp_path / "five.npz", "--column", "y"),
                        "evaluate", "--column is for CSV files", "arrays X and y")
+    # sequences of another width: said of the file and the model, not of a pipeline step
+    np.savez(tmp_path / "narrow.npz", X=d.images[:5, :, :5])
+    assert_usage_error(run(capsys, "predict", folder, tmp_path / "narrow.npz"), "predict",
+                       "narrow.npz: the sequences have 5 features per time step; the model "
+                       "takes 8")
     code, out, err = run(capsys, "evaluate", folder, tmp_path / "five.npz",
                          "--plots", tmp_path / "p")
     assert code == 0, err

@@ -83,7 +83,8 @@ def build_parser():
     tr.add_argument("--resume", metavar="DIR", default=None,
                     help="continue the run saved in DIR (its checkpoint.safetensors) exactly "
                          "where it stopped; the other options come from the checkpoint, but "
-                         "--steps sets a new total (a finished run trains on)")
+                         "--steps sets a new total (a finished run trains on) and "
+                         "--sample-length, --temperature and --prime the sample at its end")
     g = tr.add_argument_group("model")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
                    help="recurrent cell")
@@ -231,6 +232,18 @@ def _options_given(args, exclude=()):
             if k in defaults and k not in exclude and v != defaults[k]]
 
 
+def _check_resume_folder(folder):
+    """A --resume that is a file, or the folder of a forecaster or classifier: said as
+    such, before the checkpoint is looked for."""
+    if os.path.isfile(folder):
+        raise ValueError(f"--resume takes the folder of a run (rnnkit train --out); {folder} "
+                         "is a file")
+    if os.path.isfile(os.path.join(folder, "task.json")) and not os.path.exists(
+            os.path.join(folder, "checkpoint.safetensors")):
+        raise ValueError(f"--resume continues character-level text runs; {folder} holds a "
+                         "model of rnnkit train --task (retrain it to change it)")
+
+
 def _check_out_dir(out):
     """Make sure --out can hold the model before any time is spent training."""
     from ._argtypes import make_output_folder
@@ -264,6 +277,7 @@ def _cmd_train(args):
     from .training import TrainerConfig
 
     if args.resume:
+        _check_resume_folder(args.resume)
         ignored = _options_given(args, exclude=("resume", "text_file", "no_progress", "debug",
                                                 "task", "sample_length", "temperature", "prime",
                                                 "steps"))
@@ -379,15 +393,17 @@ def _file_stamp(path):
 def _checkpoint_hint(args, before):
     """Where a text run aborted by a second Ctrl-C can resume from: its folder, if a
     checkpoint was written there since the command started (the trainer writes one on
-    the interrupt, and every --checkpoint-every steps), else nothing.
+    the interrupt, and every --checkpoint-every steps), else that it saved none.
 
     ``before`` is the checkpoint's ``_file_stamp`` when the command started: a file
     still the same is an earlier run's. (Comparing its mtime with the start time is not
     enough: file systems stamp with a coarse clock that can lag ``time.time()``.)"""
     path = _checkpoint_path(args)
-    stamp = _file_stamp(path) if path else None
-    if stamp is None or stamp == before:
+    if path is None:
         return ""
+    stamp = _file_stamp(path)
+    if stamp is None or stamp == before:
+        return "; this run saved no checkpoint"
     from .io import checkpoint_step
 
     folder = os.path.dirname(path)

@@ -193,6 +193,15 @@ def _read_safetensors(path, what):
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: corrupted safetensors header (not a JSON object)")
     metadata = header.get("__metadata__") or {}
+    try:  # the tensors' bytes the header describes, against what the file holds
+        need = max((int(v["data_offsets"][1]) for k, v in header.items()
+                    if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        need = None  # a malformed entry: safetensors says what is wrong with it
+    if need is not None and need > len(data) - 8 - header_len:
+        raise ModelFileError(f"{path}: truncated safetensors file (its header describes "
+                             f"{need} bytes of tensors; the file holds "
+                             f"{len(data) - 8 - header_len} after the header)")
     from safetensors import SafetensorError
 
     try:

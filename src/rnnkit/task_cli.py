@@ -156,9 +156,9 @@ def add_task_options(parser):
     g.add_argument("--alpha", type=non_negative_float, default=d(1e-4, 1e-4), metavar="A",
                    help="L2 weight decay")
     g.add_argument("--tol", type=non_negative_float, default=d(1e-4, 1e-4), metavar="TOL",
-                   help="stop when the loss (or validation score) improves by less for "
-                        "--n-iter-no-change epochs; 0 trains --max-iter epochs unless it "
-                        "stalls exactly")
+                   help="stop once the loss (or validation score) has not beaten its best "
+                        "by TOL for --n-iter-no-change epochs in a row (scikit-learn's MLP "
+                        "rule); 0 stops only when it has not beaten its best at all")
     g.add_argument("--n-iter-no-change", type=positive_int, default=d(10, 10), metavar="N",
                    help="epochs without improvement before stopping")
     g.add_argument("--early-stopping", action="store_true",

@@ -92,9 +92,15 @@ def _feature_input(model, path, steps, seed):
         print(f"no --input: using Gaussian noise of {steps} steps (seed {seed})")
     else:
         try:
-            x = np.load(path, allow_pickle=False)
+            with open(path, "rb") as f:
+                magic = f.read(6)
         except FileNotFoundError:
             raise FileNotFoundError(f"input file not found: '{path}'") from None
+        if magic != b"\x93NUMPY":  # (NumPy would read anything else as a pickle, refused)
+            raise ValueError(f"{path}: not a .npy file (it lacks NumPy's header); write the "
+                             "input with numpy.save")
+        try:
+            x = np.load(path, allow_pickle=False)
         except ValueError as exc:
             raise ValueError(f"{path}: not a .npy array without pickles ({exc})") from None
         shape = x.shape

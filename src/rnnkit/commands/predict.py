@@ -5,8 +5,10 @@ It parses, reads the input, calls :mod:`rnnkit.jobs` and prints CSV; no math her
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import re
 import sys
 
 NAME = "predict"
@@ -98,7 +100,27 @@ def _classify(job, args):
         raise ValueError("--horizon is for forecasters; this model is a classifier")
     X = jobs.read_sequences_for_prediction(args.input, label_column=args.column)
     classes = job.estimator.classes_
-    if args.proba:
+    with _features_named(args.input):
+        return _classify_rows(job, X, classes, args.proba)
+
+
+@contextlib.contextmanager
+def _features_named(path):
+    """scikit-learn's "X has 5 features per time step, but SequenceScaler is expecting 8"
+    said of the file and the model (a pipeline step's name means nothing to the user)."""
+    try:
+        yield
+    except ValueError as exc:
+        found = re.match(r"X has (\d+) features per time step, but \w+ is expecting (\d+)",
+                         str(exc))
+        if found is None:
+            raise
+        raise ValueError(f"{path}: the sequences have {found[1]} features per time step; the "
+                         f"model takes {found[2]}") from None
+
+
+def _classify_rows(job, X, classes, proba):
+    if proba:
         proba = job.predict_proba(X)
         labels = classes[proba.argmax(axis=1)]
         head = ["index", "label"] + [f"p_{c}" for c in classes]
