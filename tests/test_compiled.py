@@ -90,6 +90,52 @@ def test_lstm_float32_both_paths_match_torch(path, lengths):
                         ref_dtype=np.float64)
 
 
+GRU_CELL = ("GRU", None)
+
+
+@pytest.mark.parametrize("compiled_on", ["1", "0"])
+@pytest.mark.parametrize("bias,lengths,dtype", [(True, None, np.float64),
+                                                (False, [3, 5, 1], np.float64),
+                                                (True, [7, 2, 5, 1], np.float32)])
+def test_gru_compiled_step_and_numpy_loop_match_torch(monkeypatch, compiled_on, bias,
+                                                      lengths, dtype):
+    """The GRU's forward runs its elementwise step compiled (gru_forward_step) or in
+    NumPy's loop: both give torch's outputs, states and gradients (b_hn absent, padded
+    steps, float32 included)."""
+    monkeypatch.setenv("RNNKIT_COMPILED", compiled_on)
+    assert (compiled.gru_step_kernel(dtype) is not None) == (compiled_on == "1")
+    rng = np.random.default_rng(11)
+    B = 3 if lengths is None or len(lengths) == 3 else 4
+    model = make_layer(GRU_CELL, 4, 6, num_layers=2, bias=bias, dtype=dtype, rng=rng)
+    x, hx, d_output, d_hx = make_data(model, rng, 7, B, dtype=dtype)
+    if dtype == np.float32:
+        check_against_torch(model, x, hx, d_output, d_hx, lengths=lengths, tol=TOL32,
+                            ref_dtype=np.float64)
+    else:
+        check_against_torch(model, x, hx, d_output, d_hx, lengths=lengths, tol=TOL64)
+
+
+def test_gru_compiled_step_is_the_numpy_loop_to_round_off(monkeypatch):
+    """Same cache (gates, h, W_hn h + b_hn) from both, at sizes where sigmoid and tanh
+    saturate too (weights scaled up)."""
+    from rnnkit.cells.gru import gru_forward
+
+    rng = np.random.default_rng(5)
+    T, B, H = 6, 5, 33
+    gx = 4 * rng.standard_normal((T, B, 3 * H))
+    w_hh = 3 * rng.standard_normal((3 * H, H))
+    b_hn = rng.standard_normal(H)
+    mask = rng.random((T, B, 1)) < 0.8
+    h0 = rng.standard_normal((B, H))
+    caches = []
+    for on in ("1", "0"):
+        monkeypatch.setenv("RNNKIT_COMPILED", on)
+        c = gru_forward(gx.copy(), h0, w_hh, b_hn, mask)
+        caches.append([a.copy() for a in (c.gates, c.h, c.hn)])
+    for a, b in zip(*caches):  # (fused multiply-adds round differently; the scaled
+        assert rel_error(a, b) < 1e-11  # weights amplify it over the steps)
+
+
 def test_unbatched_and_partial_gradients_match_numpy_path(monkeypatch):
     """No d_output (only the final-state gradient) and unbatched input, on every path."""
     results = []

@@ -343,6 +343,45 @@ def lstm_forward_step(a2, gh, bias, c_prev, c_next, tanh_c_t, h_prev, h_next, ma
 
 
 @_jit
+def gru_forward_step(a2, gh, b_hn, hn_t, h_prev, h_next, mask_t):
+    """One step of ``gru_forward`` after its GEMM ``gh = h_{t-1} W_hh^T``: all of the
+    step's elementwise work, row by row.
+
+    ``a2`` (B, 3H) holds ``gx[t]`` and becomes the gates ``[r | z | n]``;
+    ``hn_t`` (B, H) gets ``W_hn h_{t-1} + b_hn`` (``b_hn`` (H,) or None);
+    ``h_next = n + z (h_prev - n)``, or ``h_prev`` where ``mask_t`` (B,) bool
+    (or None) is False. The NumPy loop's equations, in its order.
+    """
+    B, G = a2.shape
+    H = G // 3
+    for b in range(B):
+        a = a2[b]
+        g = gh[b]
+        hn = hn_t[b]
+        for j in range(2 * H):
+            a[j] = sigmoid(a[j] + g[j])
+        gn = g[2 * H:]
+        if b_hn is None:
+            for j in range(H):
+                hn[j] = gn[j]
+        else:
+            for j in range(H):
+                hn[j] = gn[j] + b_hn[j]
+        n = a[2 * H:]
+        for j in range(H):
+            n[j] = tanh(n[j] + a[j] * hn[j])
+        hp = h_prev[b]
+        hx = h_next[b]
+        if mask_t is None or mask_t[b]:
+            z = a[H:]
+            for j in range(H):
+                hx[j] = n[j] + (hp[j] - n[j]) * z[j]
+        else:  # a padded step carries the state unchanged
+            for j in range(H):
+                hx[j] = hp[j]
+
+
+@_jit
 def lstm_backward_step(d_output_t, dh_in, dh, dc, a2, c_prev, tanh_c_t, mask_t, keep, one):
     """One step of ``lstm_backward`` before its GEMM: ``a2`` (gates) becomes dgates.
 

@@ -259,6 +259,16 @@ def max_units():
     return units
 
 
+def gru_step_kernel(dtype):
+    """The compiled elementwise step of a GRU forward pass (``gru_forward_step`` of
+    :mod:`rnnkit.cells._compiled_kernels`) for arrays of ``dtype``, or None where the
+    NumPy loop runs (no numba, ``RNNKIT_COMPILED=0``, a dtype other than float32/64)."""
+    if not enabled() or np.dtype(dtype) not in (np.float32, np.float64):
+        return None
+    kernels = _numba_kernels()
+    return None if kernels is None else kernels.gru_forward_step
+
+
 def lstm_kernels(B, H, dtype, threads=None, T=None):
     """The compiled (forward, backward) loops if they should run this step, else None.
 
