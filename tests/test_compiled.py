@@ -410,6 +410,35 @@ def test_a_numba_that_fails_to_load_leaves_the_numpy_loop(monkeypatch):
     assert np.isfinite(out).all()
 
 
+def test_a_ctrl_c_during_the_first_import_leaves_the_numpy_loop(monkeypatch):
+    """A Ctrl-C that cuts the kernels' first import short is raised; numba may be
+    half-imported, so the NumPy loops run from then on (one warning says why) instead
+    of every later pass failing (adversarial review: "module 'numba' has no attribute
+    'core'")."""
+    import sys
+    import types
+
+    class Interrupted(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(compiled, "_import_failed", [])
+    import rnnkit.cells
+
+    monkeypatch.delitem(sys.modules, "rnnkit.cells._compiled_kernels", raising=False)
+    monkeypatch.delattr(rnnkit.cells, "_compiled_kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "numba", Interrupted("numba"))
+    monkeypatch.setenv("RNNKIT_COMPILED", "1")
+    with pytest.raises(KeyboardInterrupt):
+        compiled.lstm_kernels(1, 8, np.float32)
+    with pytest.warns(RuntimeWarning, match="Ctrl-C cut the first import"):
+        assert compiled.lstm_kernels(1, 8, np.float32) is None
+    assert compiled.lstm_kernels(1, 8, np.float32) is None  # said once
+    m = LSTM(2, 4, dtype=np.float64, rng=0)
+    out, _ = m(np.ones((3, 2, 2)))
+    assert np.isfinite(out).all()
+
+
 def test_without_a_cache_folder_the_loops_compile_uncached(monkeypatch):
     from rnnkit.cells import _compiled_kernels as k
 

@@ -443,3 +443,44 @@ def test_a_worker_that_does_not_run_costs_no_wait(monkeypatch):
     finally:
         release.set()
         pool.shutdown()
+
+
+def test_the_workers_compiled_calls_are_loaded_on_the_caller_first(monkeypatch):
+    """Before any worker runs, the caller makes the calls a worker makes (pack, serve_gemm)
+    with nothing to do, so numba compiles or loads them on the caller: a worker that
+    compiled waited on numba's compiler lock, which a Ctrl-C during the caller's own
+    compile could leave held by the caller, and the pass then hung (adversarial review)."""
+    import threading
+
+    calls = []
+    serve = _lockstep.serve_gemm
+
+    def spy_serve(*args):
+        calls.append(("serve", threading.get_ident(), args[8]))
+        return serve(*args)
+
+    def pack(lo, hi):
+        calls.append(("pack", threading.get_ident(), hi - lo))
+
+    monkeypatch.setattr(_lockstep, "serve_gemm", spy_serve)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((40, 8)).astype(np.float32)
+    bp = _packed(w, np.float32)
+    a = rng.standard_normal((3, 2, 8)).astype(np.float32)
+    out = np.empty((2, 40), np.float32)
+    with _lockstep.GemmSteps(compiled.Threads(None, 2), a, np.arange(3), bp, out,
+                             pack) as steps:
+        for k in range(3):
+            steps.gemm(k)
+    main = threading.get_ident()
+    assert calls[:2] == [("pack", main, 0), ("serve", main, 3)]  # nothing to pack, no steps
+
+
+def test_threads_run_calls_an_empty_part_on_the_caller_first():
+    import threading
+
+    seen = []
+    compiled.Threads(None, 2).run(lambda lo, hi: seen.append((threading.get_ident(), lo, hi)),
+                                  10)
+    assert seen[0] == (threading.get_ident(), 0, 0)
+    assert sorted((lo, hi) for _, lo, hi in seen[1:]) == [(0, 5), (5, 10)]

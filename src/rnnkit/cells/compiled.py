@@ -205,12 +205,21 @@ def _numba_kernels():
     the module fails to load for any other reason (a warning says why, once).
     """
     if _import_failed:
+        if isinstance(_import_failed[0], KeyboardInterrupt) and len(_import_failed) == 1:
+            _import_failed.append(None)  # said once
+            warnings.warn("rnnkit: a Ctrl-C cut the first import of the compiled LSTM loops "
+                          "(numba) short, which leaves numba half-imported; this process "
+                          "runs the NumPy loops (a new one runs the compiled ones)",
+                          RuntimeWarning, stacklevel=3)
         return None
     try:
         from . import _compiled_kernels
     except ImportError as e:
         _import_failed.append(e)
         return None
+    except KeyboardInterrupt as e:  # (adversarial review: every later pass failed with
+        _import_failed.append(e)  # "module 'numba' has no attribute 'core'")
+        raise
     except Exception as e:  # noqa: BLE001 - any failure here must leave the NumPy loops
         _import_failed.append(e)
         warnings.warn(f"rnnkit: the compiled LSTM loops could not be loaded ({e}); "
@@ -630,13 +639,19 @@ class Threads:
     def run(self, fn, size):
         """Call ``fn(lo, hi)`` for ``n`` contiguous parts of ``range(size)``, in parallel.
 
-        An error in any part is raised here, after all parts have ended.
+        ``fn`` of an empty range must do nothing (it is called so first, on the
+        calling thread). An error in any part is raised here, after all parts have
+        ended.
         Once the interpreter is shutting down (no new threads), the parts
         run one after another on the calling thread; so does a part that no
         pool thread has begun once the caller's own part is done (waking an
         idle thread took 80 us to several ms on the project's virtual machine).
         """
         bounds = [size * i // self.n for i in range(self.n + 1)]
+        # an empty part first, here: the compiled loops the parts call are compiled (or
+        # loaded) on this thread, never on a pool thread that would wait on numba's
+        # compiler lock (see rnnkit.cells._lockstep.GemmSteps._load_kernels)
+        fn(bounds[0], bounds[0])
         futures, here = [], [0]
         for i in range(1, self.n):
             try:
