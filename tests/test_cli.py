@@ -118,6 +118,19 @@ def test_sample_prints_as_it_goes_and_a_ctrl_c_keeps_it(trained, monkeypatch, ca
         yield from itertools.islice(chars, 700)
         raise KeyboardInterrupt
 
+    # a length past what a Python index holds is just "without end" (it leaked islice's
+    # "Stop argument ... must be ... <= sys.maxsize")
+    seen = []
+
+    def counted(*args, **kwargs):
+        for ch in itertools.islice(draw(*args, **kwargs), 5):
+            seen.append(ch)
+            yield ch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(charlm, "sample_chars", counted)
+    code, text, err = run(capsys, "sample", out_dir, "--seed", "4", "--length", str(10 ** 20))
+    assert code == 130 and len(seen) == 5 and "maxsize" not in err
     monkeypatch.setattr(charlm, "sample_chars", ctrl_c_after_700)
     code, text, err = run(capsys, "sample", out_dir, "--seed", "4", "--length", str(10 ** 9))
     assert code == 130 and err.strip() == "rnnkit: interrupted"

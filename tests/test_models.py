@@ -367,6 +367,9 @@ def test_generate_errors(rng):
         model.generate(np.array([1]), -1)
     with pytest.raises(ValueError, match="token ids"):
         model.generate(np.array([9]), 3)
+    model.params["head.bias"][0] = np.inf  # weights of a training that diverged
+    with pytest.raises(ValueError, match="the model's outputs are not finite"):
+        model.generate(np.array([1]), 3)
 
 
 # ------------------------------------------------------- config and state dicts

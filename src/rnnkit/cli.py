@@ -337,7 +337,7 @@ def _cmd_sample(args):
     # once, needs no memory of its length, and a Ctrl-C keeps what was printed
     out = sys.stdout
     out.write(args.prime)
-    for i, ch in enumerate(itertools.islice(chars, args.length)):
+    for i, ch in enumerate(itertools.islice(chars, min(args.length, sys.maxsize))):
         out.write(ch)
         if ch == "\n" or i % 256 == 255:
             out.flush()

@@ -376,6 +376,10 @@ class SequenceModel(Module):
             y, state = self.forward(prime_ids[:, None])
             token = np.empty((1, 1), np.int64)
             while True:
+                if not np.isfinite(y[-1, 0]).all():  # said of the model, not of "logits"
+                    raise ValueError("the model's outputs are not finite (its weights "
+                                     "overflow: a training that diverged, e.g. with too high "
+                                     "a learning rate?); it cannot be sampled")
                 token[0, 0] = sample_logits(y[-1, 0], temperature, rng)
                 yield int(token[0, 0])
                 y, state = self.forward(token, state)
