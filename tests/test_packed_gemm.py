@@ -476,11 +476,32 @@ def test_the_workers_compiled_calls_are_loaded_on_the_caller_first(monkeypatch):
     assert calls[:2] == [("pack", main, 0), ("serve", main, 3)]  # nothing to pack, no steps
 
 
-def test_threads_run_calls_an_empty_part_on_the_caller_first():
+def test_the_batch_split_loads_its_loops_on_the_caller_first(monkeypatch):
+    """The batch split's threads call the compiled loops only after the caller has, with
+    no rows (nothing done), for the reason above."""
     import threading
 
-    seen = []
-    compiled.Threads(None, 2).run(lambda lo, hi: seen.append((threading.get_ident(), lo, hi)),
-                                  10)
-    assert seen[0] == (threading.get_ident(), 0, 0)
-    assert sorted((lo, hi) for _, lo, hi in seen[1:]) == [(0, 5), (5, 10)]
+    kernels = compiled._numba_kernels()
+    if kernels is None or kernels.BLAS is None:
+        pytest.skip("no compiled loops with NumPy's bundled OpenBLAS here")
+    calls = []
+    for name in ("lstm_forward_rows", "lstm_backward_rows"):
+        original = getattr(kernels, name)
+
+        def spy(*args, _name=name, _original=original):
+            calls.append((_name, threading.get_ident(), args[0].shape[1]))
+            return _original(*args)
+
+        monkeypatch.setattr(kernels, name, spy)
+    monkeypatch.setenv("RNNKIT_THREADED", "2")
+    monkeypatch.setattr(compiled, "packed", lambda *args: False)
+    from rnnkit import LSTM
+
+    m = LSTM(3, 8, rng=0)
+    out, _ = m(np.ones((4, 6, 3), np.float32))
+    m.backward(np.ones_like(out))
+    main = threading.get_ident()
+    for name in ("lstm_forward_rows", "lstm_backward_rows"):
+        mine = [c for c in calls if c[0] == name]
+        assert mine[0] == (name, main, 0) and sum(c[2] for c in mine) == 6
+        assert len(mine) == 3  # the empty call, then the two threads' rows

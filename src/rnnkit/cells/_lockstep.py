@@ -288,9 +288,13 @@ class GemmSteps:
         self.owner = not contended and _passes.acquire(blocking=False)
         if not self.owner:  # another pass runs, or the cores were busy: all on the caller
             self.bounds = np.array([0, self.bp.shape[0]], np.int64)
-        try:
-            if len(self.bounds) > 2:
+        if len(self.bounds) > 2:
+            try:
                 self._load_kernels()
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+        try:
             for i in range(1, len(self.bounds) - 1):
                 self.futures.append(self.pool.submit(self._worker, i))
         except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"

@@ -345,6 +345,7 @@ def lstm_kernels(B, H, dtype, threads=None, T=None):
                                           tanh_c[:, lo:hi], w, is_w_hh,
                                           None if mask is None else mask[:, lo:hi], bias,
                                           gh[lo:hi], block_rows(hi - lo))
+            _load_on_caller(part, threads)
             threads.run(part, B)
 
         def backward_blas(d_output, dh, dc, gates, c, tanh_c, w_hh, mask):
@@ -361,6 +362,7 @@ def lstm_kernels(B, H, dtype, threads=None, T=None):
                                            None if mask is None else mask[:, lo:hi],
                                            dh_in[lo:hi], keep[lo:hi], one,
                                            block_rows(hi - lo))
+            _load_on_caller(part, threads)
             threads.run(part, B)
 
         return forward_blas, backward_blas
@@ -419,6 +421,16 @@ def lstm_kernels(B, H, dtype, threads=None, T=None):
         np.copyto(dh, dh_in)
 
     return forward_steps, backward_steps
+
+
+def _load_on_caller(part, threads):
+    """``part(0, 0)`` (no rows: nothing done) on the calling thread before ``threads``
+    run the parts, so that numba compiles or loads their loops here: a pool thread that
+    compiled waited on numba's compiler lock, which a Ctrl-C during the caller's own
+    compile could leave held by the caller, and the pass then hung for good (see
+    ``rnnkit.cells._lockstep.GemmSteps._load_kernels``)."""
+    if threads is not CALLER:
+        part(0, 0)
 
 
 def _packed_kernels(kernels, threads, one):
@@ -639,19 +651,15 @@ class Threads:
     def run(self, fn, size):
         """Call ``fn(lo, hi)`` for ``n`` contiguous parts of ``range(size)``, in parallel.
 
-        ``fn`` of an empty range must do nothing (it is called so first, on the
-        calling thread). An error in any part is raised here, after all parts have
-        ended.
+        An error in any part is raised here, after all parts have ended. A ``fn``
+        that calls compiled loops should have them compiled (or loaded) on the
+        calling thread first (see :func:`_load_on_caller`).
         Once the interpreter is shutting down (no new threads), the parts
         run one after another on the calling thread; so does a part that no
         pool thread has begun once the caller's own part is done (waking an
         idle thread took 80 us to several ms on the project's virtual machine).
         """
         bounds = [size * i // self.n for i in range(self.n + 1)]
-        # an empty part first, here: the compiled loops the parts call are compiled (or
-        # loaded) on this thread, never on a pool thread that would wait on numba's
-        # compiler lock (see rnnkit.cells._lockstep.GemmSteps._load_kernels)
-        fn(bounds[0], bounds[0])
         futures, here = [], [0]
         for i in range(1, self.n):
             try:
