@@ -460,6 +460,12 @@ def test_an_aborted_run_says_where_its_checkpoint_is(tmp_path, monkeypatch, caps
     assert (f"the last checkpoint saved (step 1234) is in {out}: rnnkit train --resume {out}"
             in capsys.readouterr().err)
 
+    # a resumed run aborted before it saved: the checkpoint it started from still holds
+    monkeypatch.setattr(cli, "_cmd_train", aborted_early)
+    assert main(["train", "--resume", str(out)]) == 130
+    assert (f"the checkpoint it resumed (step 1234) is still in {out}: rnnkit train --resume "
+            f"{out} continues from it" in capsys.readouterr().err)
+
 
 def test_checkpoint_step_reads_the_header_or_says_none(tmp_path):
     from rnnkit.io import checkpoint_step, save_checkpoint, save_state_dict

@@ -402,14 +402,17 @@ def _checkpoint_hint(args, before):
     if path is None:
         return ""
     stamp = _file_stamp(path)
-    if stamp is None or stamp == before:
+    resumed = getattr(args, "resume", None) and stamp is not None
+    if not resumed and (stamp is None or stamp == before):
         return "; this run saved no checkpoint"
     from .io import checkpoint_step
 
     folder = os.path.dirname(path)
     step = checkpoint_step(path)
-    saved = "the last checkpoint saved" + ("" if step is None else f" (step {step})")
-    return f"; {saved} is in {folder}: rnnkit train --resume {folder} continues from it"
+    at = "" if step is None else f" (step {step})"
+    saved = (f"the checkpoint it resumed{at} is still" if stamp == before
+             else f"the last checkpoint saved{at} is")
+    return f"; {saved} in {folder}: rnnkit train --resume {folder} continues from it"
 
 
 def main(argv=None):
