@@ -24,6 +24,7 @@ from ._argtypes import (
     validation_fraction,
 )
 from .task_cli import TASK_EPILOG, add_task_options, task_default
+from .training import CHECKPOINT_NAME
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a tool killed by the signal reports
@@ -238,8 +239,10 @@ def _check_resume_folder(folder):
     if os.path.isfile(folder):
         raise ValueError(f"--resume takes the folder of a run (rnnkit train --out); {folder} "
                          "is a file")
-    if os.path.isfile(os.path.join(folder, "task.json")) and not os.path.exists(
-            os.path.join(folder, "checkpoint.safetensors")):
+    from .jobs import TASK_FILE
+
+    if os.path.isfile(os.path.join(folder, TASK_FILE)) and not os.path.exists(
+            os.path.join(folder, CHECKPOINT_NAME)):
         raise ValueError(f"--resume continues character-level text runs; {folder} holds a "
                          "model of rnnkit train --task (retrain it to change it)")
 
@@ -250,7 +253,7 @@ def _check_out_dir(out):
 
     make_output_folder(out, "--out", " (it will hold model.safetensors, config.json and "
                                      "checkpoint.safetensors)")
-    if os.path.exists(os.path.join(out, "checkpoint.safetensors")):
+    if os.path.exists(os.path.join(out, CHECKPOINT_NAME)):
         print(f"rnnkit: {out} holds an earlier run; it will be replaced "
               f"(rnnkit train --resume {out} continues it instead)", file=sys.stderr)
 
@@ -378,7 +381,7 @@ def _checkpoint_path(args):
     """The checkpoint file a text training run writes, or None for other commands."""
     if args.command != "train" or getattr(args, "task", "text") != "text":
         return None
-    return os.path.join(args.resume or args.out, "checkpoint.safetensors")
+    return os.path.join(args.resume or args.out, CHECKPOINT_NAME)
 
 
 def _file_stamp(path):
